@@ -1,0 +1,122 @@
+"""The small interface every warehouse implements.
+
+An adapter runs SQL on a connection of the calling thread, introspects relations, and says what
+it can do through class attributes; materializations choose their statements from those flags.
+Statements arrive as sqlglot expressions and are generated in the adapter's dialect here.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlglot import exp
+
+from ..nodes import Relation
+from ..project import Target
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    rowcount: int | None = None
+
+
+class Adapter(ABC):
+    type: ClassVar[str]
+    dialect: ClassVar[str]
+    # DDL inside a transaction is atomic and invisible to readers until commit.
+    transactional_ddl: ClassVar[bool] = True
+    supports_merge: ClassVar[bool] = False
+    # CREATE OR REPLACE VIEW works whatever the old view's columns were.
+    replaces_views: ClassVar[bool] = False
+    # Unquoted and quoted identifiers compare without case.
+    case_insensitive: ClassVar[bool] = False
+    can_cancel: ClassVar[bool] = False
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ connections
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect (once per run)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection."""
+
+    @abstractmethod
+    def _run(self, sql: str, params: Sequence[Any] | None = None, *, fetch: bool) -> QueryResult:
+        """Run one statement on the calling thread's connection."""
+
+    def execute(self, statement: exp.Expression | str, *, fetch: bool = False) -> QueryResult:
+        sql = statement if isinstance(statement, str) else statement.sql(dialect=self.dialect)
+        return self._run(sql, fetch=fetch)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    @abstractmethod
+    def begin(self) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Interrupt every running statement (Ctrl-C)."""
+
+    # ------------------------------------------------------------------ introspection
+
+    @abstractmethod
+    def list_relations(self) -> dict[tuple[str, str], str]:
+        """(schema, identifier) -> 'table' | 'view' for every relation visible to the target."""
+
+    @abstractmethod
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        """(name, data type) of a relation's columns, in order."""
+
+    def key(self, schema: str, identifier: str) -> tuple[str, str]:
+        if self.case_insensitive:
+            return schema.lower(), identifier.lower()
+        return schema, identifier
+
+    def create_schema(self, schema: str, database: str | None = None) -> None:
+        self.execute(
+            exp.Create(
+                this=exp.Table(
+                    db=exp.to_identifier(schema, quoted=True),
+                    catalog=exp.to_identifier(database, quoted=True) if database else None,
+                ),
+                kind="SCHEMA",
+                exists=True,
+            )
+        )
+
+    # ------------------------------------------------------------------ seeds
+
+    @abstractmethod
+    def csv_select(self, path: Path, column_types: dict[str, str], delimiter: str) -> exp.Query:
+        """A SELECT reading a seed CSV with inferred types, `column_types` overriding."""
+
+    def describe(self) -> str:
+        return self.target.type

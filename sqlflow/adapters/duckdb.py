@@ -1,0 +1,163 @@
+"""DuckDB through its native driver: one database per process, one cursor per thread."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+from sqlglot import exp
+
+from ..errors import UserError, WarehouseError
+from ..nodes import Relation
+from .base import Adapter, QueryResult
+
+
+class DuckDBAdapter(Adapter):
+    type: ClassVar[str] = "duckdb"
+    dialect: ClassVar[str] = "duckdb"
+    transactional_ddl = True
+    supports_merge = True
+    replaces_views = True
+    case_insensitive = True
+    can_cancel = True
+
+    def __init__(self, target) -> None:
+        super().__init__(target)
+        self._database: duckdb.DuckDBPyConnection | None = None
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        return str(self.target.settings.get("path") or ":memory:")
+
+    def open(self) -> None:
+        if self._database is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._database = duckdb.connect(self.path, config=self._config())
+        except duckdb.Error as exc:
+            raise UserError(
+                f"cannot open DuckDB database {self.path}: {exc}",
+                path=self.target.profiles_path,
+                hint="is another process using this file? DuckDB allows one writer at a time",
+            ) from exc
+        for extension in self.target.settings.get("extensions") or []:
+            self._database.execute(
+                exp.Command(this="LOAD", expression=exp.Var(this=str(extension))).sql("duckdb")
+            )
+
+    def _config(self) -> dict[str, Any]:
+        settings = self.target.settings.get("settings") or {}
+        return {str(k): v for k, v in settings.items()}
+
+    def close(self) -> None:
+        with self._lock:
+            for cursor in self._cursors:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.close()
+            self._cursors.clear()
+            if self._database is not None:
+                self._database.close()
+                self._database = None
+        self._local = threading.local()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            if self._database is None:
+                self.open()
+            assert self._database is not None
+            cursor = self._database.cursor()
+            with self._lock:
+                self._cursors.append(cursor)
+            self._local.cursor = cursor
+        return cursor
+
+    def _run(self, sql: str, params: Sequence[Any] | None = None, *, fetch: bool) -> QueryResult:
+        cursor = self._cursor()
+        try:
+            cursor.execute(sql, params)
+            columns = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchall() if cursor.description else []
+        except duckdb.InterruptException as exc:
+            raise WarehouseError("cancelled") from exc
+        except duckdb.Error as exc:
+            raise WarehouseError(str(exc).strip()) from exc
+        rowcount = None
+        if not fetch and columns == ["Count"] and len(rows) == 1:
+            rowcount = int(rows[0][0])
+        return QueryResult(columns, rows if fetch else [], rowcount)
+
+    def begin(self) -> None:
+        self._run("BEGIN TRANSACTION", fetch=False)
+
+    def commit(self) -> None:
+        self._run("COMMIT", fetch=False)
+
+    def rollback(self) -> None:
+        # Nothing to roll back when the failing statement already ended the transaction.
+        with contextlib.suppress(duckdb.Error):
+            self._cursor().execute("ROLLBACK")
+
+    def cancel(self) -> None:
+        with self._lock:
+            for cursor in self._cursors:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.interrupt()
+
+    def list_relations(self) -> dict[tuple[str, str], str]:
+        query = (
+            exp.select("table_schema", "table_name", "table_type")
+            .from_(exp.table_("tables", db="information_schema"))
+            .where(exp.column("table_catalog").eq(exp.func("current_database")))
+        )
+        result = self.execute(query, fetch=True)
+        return {
+            self.key(schema, name): ("view" if kind == "VIEW" else "table")
+            for schema, name, kind in result.rows
+        }
+
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        query = (
+            exp.select("column_name", "data_type")
+            .from_(exp.table_("columns", db="information_schema"))
+            .where(
+                exp.and_(
+                    exp.func("lower", exp.column("table_schema")).eq(
+                        exp.Literal.string(relation.schema.lower())
+                    ),
+                    exp.func("lower", exp.column("table_name")).eq(
+                        exp.Literal.string(relation.identifier.lower())
+                    ),
+                    exp.column("table_catalog").eq(exp.func("current_database")),
+                )
+            )
+            .order_by("ordinal_position")
+        )
+        return [(name, kind) for name, kind in self.execute(query, fetch=True).rows]
+
+    def csv_select(self, path: Path, column_types: dict[str, str], delimiter: str) -> exp.Query:
+        options: list[exp.Expression] = [
+            exp.Literal.string(str(path)),
+            exp.EQ(this=exp.column("header"), expression=exp.true()),
+            exp.EQ(this=exp.column("delim"), expression=exp.Literal.string(delimiter)),
+        ]
+        if column_types:
+            types = exp.Struct(
+                expressions=[
+                    exp.PropertyEQ(this=exp.Literal.string(name), expression=exp.Literal.string(kind))
+                    for name, kind in column_types.items()
+                ]
+            )
+            options.append(exp.EQ(this=exp.column("types"), expression=types))
+        return exp.select("*").from_(exp.Table(this=exp.Anonymous(this="read_csv", expressions=options)))
+
+    def describe(self) -> str:
+        return f"duckdb {duckdb.__version__} at {self.path}"

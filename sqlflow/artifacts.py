@@ -1,0 +1,195 @@
+"""Artifacts in target/: manifest.json, run_results.json and compiled SQL, in dbt's formats.
+
+Unique ids and field names follow dbt's artifact schemas so tools that read dbt artifacts read
+ours. Every file is written whole (temporary file, then rename) and through the secret mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .graph import Graph
+from .manifest import Manifest
+from .nodes import Column, Node, Source
+from .runner import NodeResult, RunOutcome, now_iso
+
+MANIFEST_SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
+RUN_RESULTS_SCHEMA = "https://schemas.getdbt.com/dbt/run-results/v6.json"
+
+
+def write_text(path: Path, text: str, mask: Callable[[str], str] = str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(mask(text), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any, mask: Callable[[str], str] = str) -> None:
+    write_text(path, json.dumps(data, indent=1, default=str), mask)
+
+
+def compiled_path(manifest: Manifest, node: Node) -> Path:
+    return manifest.project.target_path / "compiled" / manifest.project.name / node.original_file_path
+
+
+def write_compiled(manifest: Manifest, node: Node, sql: str) -> None:
+    write_text(compiled_path(manifest, node), sql.rstrip() + "\n", manifest.project.secrets.mask)
+
+
+def _metadata(manifest: Manifest, schema: str) -> dict[str, Any]:
+    return {
+        "dbt_schema_version": schema,
+        "dbt_version": "1.8.0",
+        "sqlflow_version": __version__,
+        "generated_at": now_iso(),
+        "invocation_id": manifest.invocation_id,
+        "env": {},
+        "project_name": manifest.project.name,
+        "adapter_type": manifest.project.target.type,
+    }
+
+
+def _columns(columns: dict[str, Column]) -> dict[str, Any]:
+    return {
+        name: {
+            "name": c.name,
+            "description": c.description,
+            "data_type": c.data_type,
+            "meta": c.meta,
+            "tags": [],
+            "constraints": [],
+        }
+        for name, c in columns.items()
+    }
+
+
+def node_json(manifest: Manifest, node: Node, compiled_sql: str | None = None) -> dict[str, Any]:
+    relation = node.relation
+    data: dict[str, Any] = {
+        "unique_id": node.unique_id,
+        "resource_type": node.resource_type,
+        "name": node.name,
+        "package_name": node.package_name,
+        "path": node.original_file_path.split("/", 1)[-1],
+        "original_file_path": node.original_file_path,
+        "fqn": node.fqn,
+        "language": "sql",
+        "raw_code": node.raw_code,
+        "checksum": {"name": "sha256", "checksum": node.checksum},
+        "config": {"materialized": node.materialized, **node.config},
+        "tags": node.tags,
+        "meta": node.config.get("meta", {}),
+        "description": node.description,
+        "columns": _columns(node.columns),
+        "patch_path": node.patch_path,
+        "depends_on": {"nodes": node.depends_on, "macros": []},
+        "refs": [{"name": r.name, "package": r.package, "version": None} for r in node.refs],
+        "sources": [[s.source_name, s.table_name] for s in node.sources],
+        "database": relation.database if relation else None,
+        "schema": relation.schema if relation else None,
+        "alias": relation.identifier if relation else node.name,
+        "relation_name": relation.sql(manifest.project.dialect)
+        if relation and not node.is_ephemeral
+        else None,
+    }
+    if compiled_sql is not None:
+        data["compiled"] = True
+        data["compiled_code"] = compiled_sql
+        data["compiled_checksum"] = {"name": "sha256", "checksum": _sha(compiled_sql)}
+    return data
+
+
+def source_json(manifest: Manifest, source: Source) -> dict[str, Any]:
+    return {
+        "unique_id": source.unique_id,
+        "resource_type": "source",
+        "source_name": source.source_name,
+        "name": source.name,
+        "identifier": source.relation.identifier,
+        "schema": source.relation.schema,
+        "database": source.relation.database,
+        "relation_name": source.relation.sql(manifest.project.dialect),
+        "package_name": manifest.project.name,
+        "original_file_path": source.path,
+        "fqn": source.fqn,
+        "description": source.description,
+        "columns": _columns(source.columns),
+        "loaded_at_field": source.loaded_at_field,
+        "freshness": source.freshness,
+        "meta": source.meta,
+        "tags": source.tags,
+    }
+
+
+def write_manifest(manifest: Manifest, graph: Graph, compiled: dict[str, str] | None = None) -> Path:
+    compiled = compiled or {}
+    data = {
+        "metadata": _metadata(manifest, MANIFEST_SCHEMA),
+        "nodes": {uid: node_json(manifest, n, compiled.get(uid)) for uid, n in manifest.nodes.items()},
+        "sources": {uid: source_json(manifest, s) for uid, s in manifest.sources.items()},
+        "macros": {
+            uid: {
+                "unique_id": uid,
+                "name": m.name,
+                "package_name": manifest.project.name,
+                "original_file_path": m.original_file_path,
+                "path": m.original_file_path,
+                "macro_sql": m.macro_sql,
+                "resource_type": "macro",
+            }
+            for uid, m in manifest.macros.items()
+        },
+        "parent_map": {uid: sorted(graph.parents(uid)) for uid in graph},
+        "child_map": {uid: sorted(graph.children(uid)) for uid in graph},
+        "exposures": {},
+        "metrics": {},
+        "groups": {},
+        "selectors": {},
+        "disabled": {},
+    }
+    path = manifest.project.target_path / "manifest.json"
+    write_json(path, data, manifest.project.secrets.mask)
+    return path
+
+
+def result_json(manifest: Manifest, result: NodeResult) -> dict[str, Any]:
+    node = manifest.nodes.get(result.unique_id)
+    timing = []
+    if result.started_at and result.completed_at:
+        timing.append(
+            {"name": "execute", "started_at": result.started_at, "completed_at": result.completed_at}
+        )
+    return {
+        "unique_id": result.unique_id,
+        "status": result.status,
+        "timing": timing,
+        "thread_id": result.thread_id,
+        "execution_time": round(result.execution_time, 4),
+        "adapter_response": {"rows_affected": result.rows} if result.rows is not None else {},
+        "message": result.message,
+        "failures": result.extra.get("failures"),
+        "relation_name": node.relation.sql(manifest.project.dialect) if node and node.relation else None,
+    }
+
+
+def write_run_results(manifest: Manifest, outcome: RunOutcome, args: dict[str, Any]) -> Path:
+    data = {
+        "metadata": _metadata(manifest, RUN_RESULTS_SCHEMA),
+        "results": [result_json(manifest, r) for r in outcome.results],
+        "elapsed_time": round(outcome.elapsed, 4),
+        "args": args,
+    }
+    path = manifest.project.target_path / "run_results.json"
+    write_json(path, data, manifest.project.secrets.mask)
+    return path
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,295 @@
+"""The `sqlflow` command line: parses options and calls `sqlflow.commands`.
+
+Exit codes: 0 success, 1 a model failed, 2 a project/config/command-line error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, commands, scaffold
+from .errors import UserError
+from .events import ConsoleReporter, EventHandler, JsonReporter
+from .project import find_settings, load_yaml, parse_vars
+
+EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--project-dir",
+            type=click.Path(file_okay=False),
+            default=".",
+            show_default=True,
+            help="Folder with sqlflow.yml or dbt_project.yml.",
+        ),
+        click.option(
+            "--profiles-dir",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Folder with profiles.yml (default: $SQLFLOW_PROFILES_DIR, the project, ~/.sqlflow).",
+        ),
+        click.option(
+            "--target", "-t", default=None, help="Profile target to use (default: the profile's `target`)."
+        ),
+        click.option(
+            "--vars", "vars_text", default=None, help="YAML or JSON mapping, e.g. '{start: 2024-01-01}'."
+        ),
+        click.option("--threads", type=click.IntRange(min=1), default=None, help="Models built at once."),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="json: one JSON object per event and line.",
+        ),
+        click.option("--no-cache", is_flag=True, help="Parse every file again, ignoring target/ caches."),
+        click.option("--debug", is_flag=True, help="Show Python tracebacks for errors."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _selection(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--exclude", multiple=True, help="Selector of nodes to leave out.")(func)
+    return click.option(
+        "--select",
+        "-s",
+        "--models",
+        "-m",
+        "select",
+        multiple=True,
+        help="Selector: name, +name, name+, +name+, tag:x, path:..., ...",
+    )(func)
+
+
+def _handled(func: Callable[..., int | None]) -> Callable[..., None]:
+    """Turn errors into a message and an exit code; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        debug = kwargs.get("debug", False)
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        try:
+            code = func(*args, **kwargs) or EXIT_OK
+        except UserError as exc:
+            if debug:
+                traceback.print_exc()
+            err.print(f"[red]Error:[/] {click.utils.escape(str(exc)) if False else _plain(str(exc))}")
+            code = exc.exit_code
+        except KeyboardInterrupt:
+            err.print("Interrupted.")
+            code = EXIT_INTERRUPTED
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            err.print(f"[red]Internal error:[/] {_plain(f'{type(exc).__name__}: {exc}')}")
+            if not debug:
+                err.print("Run again with --debug for the traceback, and please report it.")
+            code = EXIT_FAILED
+        sys.exit(code)
+
+    return wrapper
+
+
+def _plain(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _reporter(log_format: str, mask: Callable[[str], str] = str) -> EventHandler:
+    return JsonReporter(mask) if log_format == "json" else ConsoleReporter(mask)
+
+
+def _session(options: dict[str, Any]) -> commands.Session:
+    vars_ = parse_vars(options.get("vars_text"))
+    holder: dict[str, EventHandler] = {}
+
+    def forward(event):
+        holder["handler"](event)
+
+    holder["handler"] = _reporter(options["log_format"])
+    session = commands.open_session(
+        options["project_dir"],
+        profiles_dir=options.get("profiles_dir"),
+        target=options.get("target"),
+        vars=vars_,
+        threads=options.get("threads"),
+        on_event=forward,
+        use_cache=not options.get("no_cache"),
+    )
+    holder["handler"] = _reporter(options["log_format"], session.project.secrets.mask)
+    return session
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sqlflow")
+def main() -> None:
+    """Build, test and document a warehouse from a folder of SQL SELECT files."""
+
+
+def _run_command(kind: str):
+    def command(select, exclude, full_refresh, fail_fast, **options):
+        with _session(options) as session:
+            function = {"run": commands.run, "seed": commands.seed, "build": commands.build}[kind]
+            outcome = function(session, select, exclude, full_refresh=full_refresh, fail_fast=fail_fast)
+        if outcome.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED if outcome.failed else EXIT_OK
+
+    return command
+
+
+for _kind, _help in (
+    ("run", "Build the selected models (views, tables, incremental) in dependency order."),
+    ("seed", "Load the CSV files in seeds/ into tables."),
+    ("build", "Load seeds and build models in one DAG."),
+):
+    _cmd = _run_command(_kind)
+    _cmd.__name__ = _kind
+    _cmd.__doc__ = _help
+    _cmd = _handled(_cmd)
+    _cmd = _common(_cmd)
+    _cmd = _selection(_cmd)
+    _cmd = click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failure.")(_cmd)
+    _cmd = click.option(
+        "--full-refresh", "-f", is_flag=True, help="Rebuild incremental models from scratch."
+    )(_cmd)
+    main.command(name=_kind, help=_help)(_cmd)
+
+
+@main.command()
+@_selection
+@_common
+@_handled
+def compile(select, exclude, **options):
+    """Render the selected models to target/compiled/ and check their SQL."""
+    with _session(options) as session:
+        compiled = commands.compile(session, select, exclude)
+        if len(select) == 1 and len(compiled) == 1 and options["log_format"] == "text":
+            click.echo(session.project.secrets.mask(next(iter(compiled.values())).sql))
+        else:
+            session.emit(
+                "compiled",
+                f"Compiled {len(compiled)} models to "
+                f"{session.project.relpath(session.project.target_path / 'compiled')}/",
+            )
+
+
+@main.command(name="ls")
+@_selection
+@click.option(
+    "--resource-type",
+    "resource_types",
+    multiple=True,
+    type=click.Choice(["model", "seed", "source"]),
+    help="Only these kinds (repeatable).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["name", "path", "json", "selector"]),
+    default="selector",
+    show_default=True,
+)
+@_common
+@_handled
+def ls_command(select, exclude, resource_types, output, **options):
+    """List the nodes a selector picks."""
+    with _session(options) as session:
+        kinds = resource_types or ("model", "seed", "source")
+        for resource in commands.ls(session, select, exclude, kinds):
+            is_source = hasattr(resource, "source_name")
+            if output == "name":
+                click.echo(f"{resource.source_name}.{resource.name}" if is_source else resource.name)
+            elif output == "path":
+                click.echo(resource.path if is_source else resource.original_file_path)
+            elif output == "json":
+                click.echo(
+                    json.dumps(
+                        {
+                            "unique_id": resource.unique_id,
+                            "name": resource.name,
+                            "resource_type": "source" if is_source else resource.resource_type,
+                            "path": resource.path if is_source else resource.original_file_path,
+                            "materialized": None if is_source else resource.materialized,
+                            "tags": resource.tags,
+                        }
+                    )
+                )
+            else:
+                click.echo(".".join(resource.fqn) if not is_source else f"source:{'.'.join(resource.fqn)}")
+
+
+@main.command()
+@_selection
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True, help="Rows to show.")
+@_common
+@_handled
+def show(select, exclude, limit, **options):
+    """Preview the rows of one model without building it."""
+    with _session(options) as session:
+        columns, rows = commands.show(session, select, limit)
+    if options["log_format"] == "json":
+        click.echo(json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=str))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    Console(highlight=False).print(table)
+
+
+@main.command()
+@_common
+@_handled
+def debug(**options):
+    """Show settings, profile and target (secrets masked) and check the connection."""
+    with _session(options) as session:
+        report = commands.debug(session)
+    for key, value in report.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        else:
+            click.echo(f"{key}: {value}")
+    return EXIT_OK if str(report["connection"]).startswith("OK") else EXIT_USER_ERROR
+
+
+@main.command()
+@click.argument("name")
+@click.option("--debug", is_flag=True, hidden=True)
+@_handled
+def init(name, debug):
+    """Create a new project in the folder NAME."""
+    path = scaffold.create(Path(name))
+    click.echo(f"Created {path}. Next: cd {name} && sqlflow build")
+
+
+@main.command()
+@click.option("--project-dir", type=click.Path(file_okay=False), default=".", show_default=True)
+@click.option("--debug", is_flag=True, hidden=True)
+@_handled
+def clean(project_dir, debug):
+    """Delete target/ and the other clean-targets."""
+    root = Path(project_dir).resolve()
+    settings = load_yaml(find_settings(root)) or {}
+    for path in commands.clean(root, settings):
+        click.echo(f"removed {path}")
+
+
+if __name__ == "__main__":
+    main()

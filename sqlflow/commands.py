@@ -1,0 +1,368 @@
+"""One function per command, usable from Python; the CLI only parses options and calls these.
+
+from sqlflow import commands
+session = commands.open_session(project_dir="shop")
+outcome = commands.run(session, select=["orders+"])
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from sqlglot import exp
+
+from . import artifacts, selection
+from .adapters import Adapter, adapter_for
+from .compiler import CompiledNode, Compiler
+from .errors import UserError, WarehouseError
+from .events import Event, EventHandler, ignore, node_finished, node_started
+from .graph import Graph
+from .manifest import Manifest, load_manifest
+from .materializations import BuildError, materialize
+from .project import Project, load_project
+from .runner import NodeResult, RunOutcome, now_iso, run_dag
+
+
+@dataclass
+class Session:
+    """A loaded project: settings, nodes and graph. Connects to the warehouse on demand."""
+
+    project: Project
+    manifest: Manifest
+    graph: Graph
+    on_event: EventHandler = ignore
+    _adapter: Adapter | None = field(default=None, repr=False)
+
+    @property
+    def adapter(self) -> Adapter:
+        if self._adapter is None:
+            self._adapter = adapter_for(self.project.target)
+            self._adapter.open()
+        return self._adapter
+
+    def close(self) -> None:
+        if self._adapter is not None:
+            self._adapter.close()
+            self._adapter = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def emit(self, name: str, message: str = "", level: str = "info", **data: Any) -> None:
+        self.on_event(Event(name, message, level, data))
+
+
+def open_session(
+    project_dir: str | Path = ".",
+    *,
+    profiles_dir: str | Path | None = None,
+    target: str | None = None,
+    vars: dict[str, Any] | None = None,
+    threads: int | None = None,
+    on_event: EventHandler = ignore,
+    use_cache: bool = True,
+) -> Session:
+    project = load_project(project_dir, profiles_dir=profiles_dir, target=target, vars=vars, threads=threads)
+    manifest = load_manifest(project, use_cache=use_cache)
+    graph = Graph(manifest)
+    session = Session(project, manifest, graph, on_event)
+    for warning in manifest.warnings:
+        session.emit("warning", warning, "warning")
+    manifest.warnings.clear()
+    return session
+
+
+# --------------------------------------------------------------------------- list / compile
+
+
+def ls(
+    session: Session,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    resource_types: Sequence[str] = ("model", "seed", "source"),
+) -> list[Any]:
+    chosen = selection.select(session.graph, select, exclude, tuple(resource_types))
+    return [session.graph.resource(uid) for uid in chosen]
+
+
+def _compiler(session: Session, *, full_refresh: bool = False, connect: bool = True) -> Compiler:
+    existing: dict[tuple[str, str], str] = {}
+    key = lambda schema, name: (schema, name)  # noqa: E731
+    if connect:
+        adapter = session.adapter
+        existing = adapter.list_relations()
+        key = adapter.key
+    dialect = adapter_dialect(session.project.target.type)
+    return Compiler(
+        session.manifest, target_dialect=dialect, existing=existing, key=key, full_refresh=full_refresh
+    )
+
+
+def adapter_dialect(adapter_type: str) -> str:
+    return {"postgres": "postgres", "sqlite": "sqlite", "spark": "spark"}.get(adapter_type, "duckdb")
+
+
+def _compile_all(session: Session, uids: Sequence[str], compiler: Compiler) -> dict[str, CompiledNode]:
+    compiled = {}
+    for uid in uids:
+        node = session.manifest.nodes[uid]
+        compiled[uid] = compiler.compile(uid)
+        if node.resource_type == "model":
+            artifacts.write_compiled(session.manifest, node, compiled[uid].sql)
+    for warning in session.manifest.warnings:
+        session.emit("warning", warning, "warning")
+    session.manifest.warnings.clear()
+    compiler.finish()
+    return compiled
+
+
+def compile(
+    session: Session, select: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> dict[str, CompiledNode]:
+    """Render and validate the selected models; write target/compiled/ and target/manifest.json."""
+    uids = selection.select(session.graph, select, exclude, ("model",))
+    connect = _warehouse_exists(session)
+    compiled = _compile_all(session, uids, _compiler(session, connect=connect))
+    artifacts.write_manifest(session.manifest, session.graph, {u: c.sql for u, c in compiled.items()})
+    return compiled
+
+
+def _warehouse_exists(session: Session) -> bool:
+    # `compile` needs the warehouse only to evaluate is_incremental(); it never creates a database.
+    target = session.project.target
+    if target.type == "duckdb":
+        path = str(target.settings.get("path") or ":memory:")
+        return path != ":memory:" and Path(path).exists()
+    return True
+
+
+# --------------------------------------------------------------------------- run / seed / build
+
+
+def run(
+    session: Session,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    *,
+    resource_types: Sequence[str] = ("model",),
+    full_refresh: bool = False,
+    fail_fast: bool = False,
+    command: str = "run",
+) -> RunOutcome:
+    """Build the selected nodes in dependency order, in parallel where the DAG allows."""
+    manifest = session.manifest
+    started = time.perf_counter()
+    uids = selection.select(session.graph, select, exclude, tuple(resource_types))
+    executable = [u for u in uids if not manifest.nodes[u].is_ephemeral]
+    compiler = _compiler(session, full_refresh=full_refresh)
+    compiled = _compile_all(session, uids, compiler)
+    artifacts.write_manifest(manifest, session.graph, {u: c.sql for u, c in compiled.items()})
+    plan = execution_plan(session.graph, executable)
+    adapter = session.adapter
+    _create_schemas(adapter, [manifest.nodes[u] for u in executable], compiler)
+    total = len(executable)
+    session.emit(
+        "run_started",
+        f"Running {total} node{'s' if total != 1 else ''} on {session.project.target.name} "
+        f"({adapter.describe()}) with {session.project.target.threads} threads",
+        total=total,
+    )
+    counter = _Counter()
+
+    def work(uid: str) -> NodeResult:
+        node = manifest.nodes[uid]
+        session.on_event(node_started(0, total, uid, node.name, node.materialized))
+        result = build_node(adapter, compiler, compiled[uid], full_refresh=full_refresh)
+        session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
+        return result
+
+    def skipped(result: NodeResult) -> None:
+        node = manifest.nodes[result.unique_id]
+        session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
+
+    outcome = run_dag(
+        plan,
+        work,
+        threads=session.project.target.threads,
+        fail_fast=fail_fast,
+        on_skip=skipped,
+        on_interrupt=adapter.cancel,
+    )
+    outcome.elapsed = time.perf_counter() - started
+    args = {
+        "which": command,
+        "select": list(select),
+        "exclude": list(exclude),
+        "full_refresh": full_refresh,
+        "fail_fast": fail_fast,
+        "target": session.project.target.name,
+        "vars": session.project.cli_vars,
+        "threads": session.project.target.threads,
+    }
+    artifacts.write_run_results(manifest, outcome, args)
+    _emit_summary(session, outcome)
+    return outcome
+
+
+def seed(
+    session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
+) -> RunOutcome:
+    return run(session, select, exclude, resource_types=("seed",), command="seed", **options)
+
+
+def build(
+    session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
+) -> RunOutcome:
+    return run(session, select, exclude, resource_types=("seed", "model"), command="build", **options)
+
+
+def execution_plan(graph: Graph, uids: Sequence[str]) -> nx.DiGraph:
+    """The DAG among `uids`, with dependencies through ephemeral or unselected nodes collapsed."""
+    chosen = set(uids)
+    plan = nx.DiGraph()
+    plan.add_nodes_from(uids)
+    for uid in uids:
+        stack = list(graph.parents(uid))
+        seen: set[str] = set()
+        while stack:
+            parent = stack.pop()
+            if parent in seen:
+                continue
+            seen.add(parent)
+            if parent in chosen:
+                plan.add_edge(parent, uid)
+            elif getattr(graph.resource(parent), "is_ephemeral", False):
+                stack.extend(graph.parents(parent))
+    return plan
+
+
+def build_node(
+    adapter: Adapter, compiler: Compiler, compiled: CompiledNode, *, full_refresh: bool
+) -> NodeResult:
+    node = compiled.node
+    assert node.relation is not None
+    started_at, clock = now_iso(), time.perf_counter()
+    thread = threading.current_thread().name
+    try:
+        outcome = materialize(
+            adapter, compiled, compiler.relation_kind(node.relation), full_refresh=full_refresh
+        )
+        status, message, rows = "success", outcome.message, outcome.rows
+    except (WarehouseError, BuildError) as exc:
+        status, message, rows = "error", str(exc), None
+    return NodeResult(
+        node.unique_id, status, message, rows, time.perf_counter() - clock, started_at, now_iso(), thread
+    )
+
+
+def _create_schemas(adapter: Adapter, nodes: list[Any], compiler: Compiler) -> None:
+    existing_schemas = {schema for schema, _ in compiler.existing}
+    wanted = {(n.relation.database, n.relation.schema) for n in nodes if n.relation is not None}
+    for database, schema in sorted(wanted, key=str):
+        if adapter.key(schema, "")[0] not in existing_schemas:
+            try:
+                adapter.create_schema(schema, database)
+            except WarehouseError as exc:
+                raise UserError(f"cannot create schema {schema!r}: {exc}") from exc
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._value += 1
+            return self._value
+
+
+def _emit_summary(session: Session, outcome: RunOutcome) -> None:
+    counts: dict[str, int] = {}
+    for result in outcome.results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    if outcome.interrupted:
+        message, level = "Interrupted.", "error"
+    elif outcome.failed:
+        message, level = "Finished with errors.", "error"
+    else:
+        message, level = "Done.", "info"
+    session.emit("run_finished", message, level, counts=counts, elapsed=outcome.elapsed)
+
+
+# --------------------------------------------------------------------------- show / debug / clean
+
+
+def show(session: Session, select: Sequence[str], limit: int = 10) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Preview the rows a model returns (its compiled SELECT, limited), without building it."""
+    uids = selection.select(session.graph, select, (), ("model", "seed"))
+    if len(uids) != 1:
+        raise UserError(
+            f"--select must pick exactly one model for show; it picked {len(uids)}",
+            hint="use the model's name, e.g. --select orders",
+        )
+    node = session.manifest.nodes[uids[0]]
+    if node.resource_type == "seed":
+        query: exp.Expression = exp.select("*").from_(node.relation.table()).limit(limit)
+    else:
+        compiled = _compile_all(session, uids, _compiler(session))[uids[0]]
+        inner = exp.Subquery(
+            this=exp.Var(this=compiled.sql), alias=exp.TableAlias(this=exp.to_identifier("preview"))
+        )
+        query = exp.select("*").from_(inner).limit(limit)
+    try:
+        result = session.adapter.execute(query, fetch=True)
+    except WarehouseError as exc:
+        raise UserError(f"{node.name}: {exc}", path=node.path) from exc
+    return result.columns, result.rows
+
+
+def debug(session: Session) -> dict[str, Any]:
+    """Settings and a connection check; secrets are masked."""
+    project = session.project
+    report: dict[str, Any] = {
+        "project": str(project.root),
+        "settings": str(project.settings_path),
+        "profiles": str(project.target.profiles_path),
+        "profile": project.target.profile_name,
+        "target": project.target.name,
+        "target_settings": project.target.public_settings(),
+        "models": sum(1 for n in session.manifest.nodes.values() if n.resource_type == "model"),
+        "seeds": sum(1 for n in session.manifest.nodes.values() if n.resource_type == "seed"),
+        "sources": len(session.manifest.sources),
+        "macros": len(session.manifest.macros),
+    }
+    try:
+        session.adapter.execute(exp.select(exp.Literal.number(1)), fetch=True)
+        report["connection"] = f"OK ({session.adapter.describe()})"
+    except (UserError, WarehouseError) as exc:
+        report["connection"] = f"FAILED: {project.secrets.mask(str(exc))}"
+    return report
+
+
+def clean(root: Path, settings: dict[str, Any]) -> list[Path]:
+    """Delete target/ and the settings' clean-targets (only folders inside the project)."""
+    names = settings.get("clean-targets") or [settings.get("target-path", "target")]
+    removed = []
+    for name in names:
+        path = (root / str(name)).resolve()
+        if root not in path.parents:
+            raise UserError(
+                f"clean-targets entry {name!r} is outside the project",
+                path=root / "sqlflow.yml",
+                hint="list only folders inside the project",
+            )
+        if path.exists():
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed

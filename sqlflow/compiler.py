@@ -1,0 +1,236 @@
+"""Compiling nodes: render with the run-time context, validate with sqlglot, inline ephemerals.
+
+Compilation happens for every selected node before anything is written to the warehouse, so a
+Jinja or SQL error stops the run with file and line while the warehouse is untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from . import __version__, sql
+from .errors import CompilationError, UserError
+from .jinja import RenderContext, base_context, render
+from .manifest import Manifest, _ConfigAccessor, _env_var, make_var, target_context
+from .nodes import Node, Relation
+
+CTE_PREFIX = "__sqlflow_cte__"
+
+
+@dataclass
+class CompiledNode:
+    node: Node
+    sql: str  # the SELECT to run, in the target's dialect
+    is_incremental: bool = False
+    ephemerals: list[str] = field(default_factory=list)  # unique ids inlined, in order
+
+
+class Compiler:
+    """Compiles nodes for one target, given which relations already exist there."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        target_dialect: str,
+        existing: dict[tuple[str, str], str],
+        key=lambda schema, name: (schema, name),
+        full_refresh: bool = False,
+    ) -> None:
+        self.manifest = manifest
+        self.project = manifest.project
+        self.dialect = manifest.project.dialect
+        self.target_dialect = target_dialect
+        self.existing = existing
+        self.key = key
+        self.full_refresh = full_refresh
+        self.by_name = manifest.by_name()
+        self._compiled: dict[str, CompiledNode] = {}
+        self._queries: dict[str, exp.Query] = {}
+        self._base = base_context(
+            project_name=self.project.name,
+            target=target_context(self.project),
+            var=make_var(self.project),
+            env_var=_env_var(self.project),
+            run_started_at=manifest.run_started_at,
+            invocation_id=manifest.invocation_id,
+            log=manifest.log,
+            execute=True,
+        )
+        self._checked = _CheckedSQL(self.project.target_path)
+
+    # ------------------------------------------------------------------ public
+
+    def compile(self, uid: str) -> CompiledNode:
+        if uid in self._compiled:
+            return self._compiled[uid]
+        node = self.manifest.nodes[uid]
+        compiled = CompiledNode(node, "") if node.resource_type == "seed" else self._compile_model(node)
+        self._compiled[uid] = compiled
+        return compiled
+
+    def finish(self) -> None:
+        self._checked.save()
+
+    def relation_kind(self, relation: Relation) -> str | None:
+        return self.existing.get(self.key(relation.schema, relation.identifier))
+
+    def is_incremental(self, node: Node) -> bool:
+        if node.materialized != "incremental" or node.relation is None:
+            return False
+        full_refresh = self.full_refresh and node.config.get("full_refresh") is not False
+        return not full_refresh and self.relation_kind(node.relation) == "table"
+
+    # ------------------------------------------------------------------ models
+
+    def _compile_model(self, node: Node) -> CompiledNode:
+        ephemeral_refs: list[str] = []
+        rendered = self._render(node, ephemeral_refs)
+        compiled_path = f"target/compiled/{self.project.name}/{node.original_file_path}"
+        needs_ast = bool(ephemeral_refs) or node.is_ephemeral or self.dialect != self.target_dialect
+        cached_tables = None if needs_ast else self._checked.get(rendered, self.dialect)
+        if cached_tables is None:
+            query = sql.parse(rendered, self.dialect, path=node.path, compiled_path=compiled_path)
+            self._queries[node.unique_id] = query
+            tables = [t.name for t in sql.referenced_tables(query) if not t.db]
+            self._checked.put(rendered, self.dialect, tables)
+        else:
+            tables = cached_tables
+        self._warn_bare_tables(node, tables)
+        if not needs_ast:
+            return CompiledNode(node, sql.body(rendered), self.is_incremental(node))
+        query = self._queries[node.unique_id]
+        order = self._ephemeral_order(ephemeral_refs)
+        ctes = [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
+        query = sql.inline_ctes(query, ctes)
+        text = sql.generate(query, self.target_dialect)
+        return CompiledNode(node, text, self.is_incremental(node), order)
+
+    def _ephemeral_query(self, uid: str) -> exp.Query:
+        self.compile(uid)
+        return self._queries[uid]
+
+    def _warn_bare_tables(self, node: Node, tables: list[str]) -> None:
+        for name in tables:
+            other = self.by_name.get(name)
+            if other is not None and other is not node:
+                self.manifest.log(
+                    f"{node.original_file_path}: reads the table {name!r} by name, which bypasses the DAG; "
+                    f"write {{{{ ref('{name}') }}}} so that it is built first"
+                )
+
+    def _ephemeral_order(self, direct: list[str]) -> list[str]:
+        """Every ephemeral reached through `direct`, dependencies first, each once."""
+        order: list[str] = []
+
+        def visit(uid: str) -> None:
+            if uid in order:
+                return
+            for parent in self.manifest.nodes[uid].depends_on:
+                if parent in self.manifest.nodes and self.manifest.nodes[parent].is_ephemeral:
+                    visit(parent)
+            order.append(uid)
+
+        for uid in direct:
+            visit(uid)
+        return order
+
+    def _render(self, node: Node, ephemeral_refs: list[str]) -> str:
+        dialect = self.dialect
+
+        def ref(*args: str, **_: Any) -> str:
+            name = str(args[-1])
+            target = self.by_name.get(name)
+            if target is None:
+                raise UserError(f"{node.name} refs {name!r}, which does not exist", path=node.path)
+            if target.is_ephemeral:
+                if target.unique_id not in ephemeral_refs:
+                    ephemeral_refs.append(target.unique_id)
+                    if target.unique_id not in self._queries:
+                        self.compile(target.unique_id)
+                return exp.to_identifier(CTE_PREFIX + target.name, quoted=True).sql(dialect=dialect)
+            assert target.relation is not None
+            return target.relation.sql(dialect)
+
+        def source(source_name: str, table_name: str) -> str:
+            for candidate in self.manifest.sources.values():
+                if candidate.source_name == source_name and candidate.name == table_name:
+                    return candidate.relation.sql(dialect)
+            raise UserError(f"source {source_name}.{table_name} is not declared", path=node.path)
+
+        assert node.relation is not None
+        values = dict(self._base)
+        values.update(
+            ref=ref,
+            source=source,
+            config=_ConfigAccessor(lambda *a, **k: "", dict(node.config)),
+            this=node.relation.sql(dialect),
+            is_incremental=lambda: self.is_incremental(node),
+            model={
+                "name": node.name,
+                "unique_id": node.unique_id,
+                "config": node.config,
+                "original_file_path": node.original_file_path,
+                "schema": node.relation.schema,
+                "alias": node.relation.identifier,
+            },
+            schema=node.relation.schema,
+        )
+        if self.full_refresh:
+            values["flags"] = type(values["flags"])(FULL_REFRESH=True, WHICH="run")
+        try:
+            return render(node.program, self.manifest.env, RenderContext(values, self.manifest.macro_library))
+        except CompilationError:
+            raise
+        except UserError as exc:
+            if exc.location.path is None:
+                exc.location.path = node.path
+            raise
+
+
+class _CheckedSQL:
+    """Rendered SQL already parsed without error, with the bare table names it reads."""
+
+    FILE = "sqlflow_sql_cache.pickle"
+
+    def __init__(self, target_path: Path) -> None:
+        self.path = target_path / self.FILE
+        self.entries: dict[str, list[str]] = {}
+        self.dirty = False
+        try:
+            with self.path.open("rb") as handle:
+                stored = pickle.load(handle)
+            if stored.get("version") == __version__:
+                self.entries = stored["entries"]
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError):
+            self.entries = {}
+
+    @staticmethod
+    def _key(text: str, dialect: str) -> str:
+        return hashlib.blake2b(f"{dialect}\0{text}".encode(), digest_size=16).hexdigest()
+
+    def get(self, text: str, dialect: str) -> list[str] | None:
+        return self.entries.get(self._key(text, dialect))
+
+    def put(self, text: str, dialect: str, tables: list[str]) -> None:
+        self.entries[self._key(text, dialect)] = tables
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as handle:
+                pickle.dump({"version": __version__, "entries": self.entries}, handle, protocol=5)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass

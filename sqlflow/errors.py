@@ -1,0 +1,64 @@
+"""Errors a user can act on.
+
+A `UserError` is a problem with the project, the configuration or the command line: the CLI
+prints it (file, line, what is wrong, what to do) and exits 2. Failures of individual models at
+run time are not exceptions: they are results (see `runner.NodeResult`) and make the CLI exit 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Location:
+    path: Path | str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.path is None:
+            return ""
+        return f"{self.path}:{self.line}" if self.line else str(self.path)
+
+
+class UserError(Exception):
+    """A project, configuration or command-line problem (exit code 2)."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = Location(path, line)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = str(self.location)
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class CompilationError(UserError):
+    """A model could not be rendered or parsed (Jinja or SQL)."""
+
+
+class SelectorError(UserError):
+    """A malformed --select/--exclude expression."""
+
+
+class WarehouseError(Exception):
+    """An error raised by the warehouse while running a statement."""
+
+
+class Interrupted(Exception):
+    """The run was cancelled (Ctrl-C)."""

@@ -1,0 +1,163 @@
+"""One stream of events for the terminal and for `--log-format json`; no other module prints.
+
+Library functions take an `on_event` callable; the CLI passes a reporter. Every text a reporter
+writes goes through the project's secret mask first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from .runner import NodeResult, now_iso
+
+
+@dataclass
+class Event:
+    name: str
+    message: str = ""
+    level: str = "info"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def node_started(index: int, total: int, uid: str, name: str, kind: str) -> Event:
+    return Event(
+        "node_started",
+        data={"index": index, "total": total, "unique_id": uid, "name": name, "materialized": kind},
+    )
+
+
+def node_finished(index: int, total: int, name: str, kind: str, result: NodeResult) -> Event:
+    return Event(
+        "node_finished",
+        message=result.message,
+        level="error" if result.failed else "info",
+        data={"index": index, "total": total, "name": name, "materialized": kind, **_result_data(result)},
+    )
+
+
+def _result_data(result: NodeResult) -> dict[str, Any]:
+    data = asdict(result)
+    data.pop("extra")
+    return data
+
+
+EventHandler = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """An event handler that drops everything (the default for library callers)."""
+
+
+STATUS_STYLE = {
+    "success": "green",
+    "pass": "green",
+    "error": "red",
+    "fail": "red",
+    "warn": "yellow",
+    "skipped": "yellow",
+}
+STATUS_WORD = {
+    "success": "OK",
+    "pass": "PASS",
+    "error": "ERROR",
+    "fail": "FAIL",
+    "warn": "WARN",
+    "skipped": "SKIP",
+}
+
+
+class ConsoleReporter:
+    """Human output: one line per finished node, then a summary; colours and progress on a TTY."""
+
+    def __init__(
+        self,
+        mask: Callable[[str], str] = str,
+        stream: IO[str] | None = None,
+        force_terminal: bool | None = None,
+    ) -> None:
+        self.console = Console(
+            file=stream or sys.stdout, force_terminal=force_terminal, highlight=False, soft_wrap=True
+        )
+        self.errors = Console(file=sys.stderr if stream is None else stream, highlight=False, soft_wrap=True)
+        self.mask = mask
+        self._lock = threading.Lock()
+        self._status = None
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            handler = getattr(self, f"_on_{event.name}", None)
+            if handler:
+                handler(event)
+            elif event.message:
+                style = {"warning": "yellow", "error": "red"}.get(event.level, "")
+                text = escape(self.mask(event.message))
+                target = self.errors if event.level == "error" else self.console
+                target.print(f"[{style}]{text}[/]" if style else text)
+
+    def _on_run_started(self, event: Event) -> None:
+        self.console.print(escape(self.mask(event.message)))
+        if self.console.is_terminal and event.data.get("total"):
+            self._status = self.console.status(f"0/{event.data['total']} done")
+            self._status.start()
+
+    def _on_node_started(self, event: Event) -> None:
+        pass
+
+    def _on_node_finished(self, event: Event) -> None:
+        d = event.data
+        status = d["status"]
+        width = len(str(d["total"]))
+        rows = f" {d['rows']} rows" if d.get("rows") is not None else ""
+        timing = f"{d['execution_time']:.2f}s" if status not in ("skipped",) else ""
+        line = (
+            f"{d['index']:>{width}}/{d['total']} [{STATUS_STYLE.get(status, '')}]{STATUS_WORD.get(status, status):<5}[/]"
+            f" {d['materialized']:<11} {escape(d['name'])}{rows} [dim]{timing}[/]"
+        )
+        self.console.print(line)
+        if status in ("error", "fail") and event.message:
+            self.console.print(f"      [red]{escape(self.mask(event.message))}[/]")
+        if self._status is not None:
+            self._status.update(f"{d['index']}/{d['total']} done")
+
+    def _on_run_finished(self, event: Event) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        counts = event.data.get("counts", {})
+        parts = [f"{STATUS_WORD.get(k, k)}={v}" for k, v in counts.items() if v]
+        style = "red" if event.level == "error" else "green"
+        self.console.print(
+            f"[{style}]{escape(self.mask(event.message))}[/] "
+            + " ".join(parts)
+            + f" in {event.data.get('elapsed', 0):.2f}s"
+        )
+
+
+class JsonReporter:
+    """One JSON object per event and line: {"ts", "event", "level", "msg", "data"}."""
+
+    def __init__(self, mask: Callable[[str], str] = str, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.mask = mask
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        record = {
+            "ts": now_iso(),
+            "event": event.name,
+            "level": event.level,
+            "msg": event.message,
+            "data": event.data,
+        }
+        line = self.mask(json.dumps(record, default=str))
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()

@@ -1,0 +1,403 @@
+"""The Jinja layer: one parse per template, two contexts.
+
+Each template is parsed once into a `Program`. Most models only call `ref`, `source`, `config`,
+`var` and `this` with constant arguments, and `{% if is_incremental() %}` blocks: for those the
+program keeps a flat list of segments that is interpreted directly, which is two orders of
+magnitude cheaper than compiling the template to Python. Anything else is compiled by Jinja on
+first use. Refs and sources are read from the AST where their arguments are constants; the
+loader renders the rest with a recording `ref()` (see manifest.py).
+
+At load time the context records; at run time the same names resolve relations. This module
+knows neither: the caller passes the functions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+import jinja2.nodes as jn
+import yaml
+from jinja2.ext import Extension
+
+from .errors import CompilationError, UserError
+from .nodes import RefCall, SourceCall
+
+STATIC_CALLS = frozenset({"ref", "source", "config", "var", "env_var"})
+
+
+class _TestBlockExtension(Extension):
+    """`{% test name(model, column_name) %}…{% endtest %}` defines the macro `test_<name>`, as in dbt."""
+
+    tags = {"test"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jn.Node:
+        lineno = next(parser.stream).lineno
+        node = jn.Macro(lineno=lineno)
+        node.name = "test_" + parser.parse_assign_target(name_only=True).name
+        parser.parse_signature(node)
+        node.body = parser.parse_statements(("name:endtest",), drop_needle=True)
+        return node
+
+
+def make_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols", _TestBlockExtension],
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+# --------------------------------------------------------------------------- programs
+
+
+@dataclass
+class Program:
+    """A parsed template. `segments` is set when the static interpreter can render it."""
+
+    path: Path
+    source: str
+    segments: list[Any] | None
+    refs: list[RefCall]
+    sources: list[SourceCall]
+    static_config: dict[str, Any]
+    # True when a render at load time is needed to find every ref/source/config.
+    needs_load_render: bool
+    code: Any = field(default=None, repr=False)  # compiled Jinja code, built on first use
+    uses_macros: bool = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Code objects are rebuilt on demand: compiling is cheaper than unpickling them is unsafe.
+        return {**self.__dict__, "code": None}
+
+
+def parse_program(
+    env: jinja2.Environment, source: str, path: Path, macro_names: Iterable[str] = ()
+) -> Program:
+    try:
+        ast = env.parse(source, name=path.name, filename=str(path))
+    except jinja2.TemplateSyntaxError as exc:
+        raise CompilationError(
+            f"Jinja syntax error: {exc.message}",
+            path=path,
+            line=exc.lineno,
+            hint="check the {{ }} and {% %} tags near that line",
+        ) from exc
+    refs, sources, config, dynamic_calls = _static_calls(ast)
+    segments = _segments(ast.body)
+    macro_set = set(macro_names)
+    uses_macros = any(
+        isinstance(call.node, jn.Name) and call.node.name in macro_set for call in ast.find_all(jn.Call)
+    )
+    program = Program(
+        path=path,
+        source=source,
+        segments=segments,
+        refs=refs,
+        sources=sources,
+        static_config=config,
+        needs_load_render=segments is None or dynamic_calls,
+        uses_macros=uses_macros,
+    )
+    if segments is None:
+        program.code = env.compile(ast, name=path.name, filename=str(path))
+    return program
+
+
+def _static_calls(ast: jn.Template) -> tuple[list[RefCall], list[SourceCall], dict[str, Any], bool]:
+    refs: list[RefCall] = []
+    sources: list[SourceCall] = []
+    config: dict[str, Any] = {}
+    dynamic = False
+    for call in ast.find_all(jn.Call):
+        if not isinstance(call.node, jn.Name) or call.node.name not in ("ref", "source", "config"):
+            continue
+        try:
+            args = [a.as_const() for a in call.args]
+            kwargs = {k.key: k.value.as_const() for k in call.kwargs}
+        except jn.Impossible:
+            dynamic = True
+            continue
+        if call.dyn_args or call.dyn_kwargs:
+            dynamic = True
+        elif call.node.name == "ref" and 1 <= len(args) <= 2:
+            package = args[0] if len(args) == 2 else None
+            refs.append(RefCall(name=str(args[-1]), line=call.lineno, package=package))
+        elif call.node.name == "source" and len(args) == 2:
+            sources.append(SourceCall(str(args[0]), str(args[1]), line=call.lineno))
+        elif call.node.name == "config":
+            config.update(kwargs)
+    return refs, sources, config, dynamic
+
+
+def _segments(body: list[jn.Node]) -> list[Any] | None:
+    """Flatten a template body into text and calls, or None if it needs real Jinja."""
+    out: list[Any] = []
+    for node in body:
+        if isinstance(node, jn.Output):
+            for child in node.nodes:
+                if isinstance(child, jn.TemplateData):
+                    out.append(child.data)
+                elif isinstance(child, jn.Name) and child.name == "this":
+                    out.append(("this",))
+                elif _is_static_call(child):
+                    args = tuple(a.as_const() for a in child.args)
+                    kwargs = tuple((k.key, k.value.as_const()) for k in child.kwargs)
+                    out.append(("call", child.node.name, args, kwargs, child.lineno))
+                else:
+                    return None
+        elif (
+            isinstance(node, jn.If)
+            and not node.elif_
+            and isinstance(node.test, jn.Call)
+            and isinstance(node.test.node, jn.Name)
+            and node.test.node.name == "is_incremental"
+            and not node.test.args
+        ):
+            then, otherwise = _segments(node.body), _segments(node.else_)
+            if then is None or otherwise is None:
+                return None
+            out.append(("if_incremental", then, otherwise))
+        else:
+            return None
+    return out
+
+
+def _is_static_call(node: jn.Node) -> bool:
+    if not (isinstance(node, jn.Call) and isinstance(node.node, jn.Name)):
+        return False
+    if node.node.name not in STATIC_CALLS or node.dyn_args or node.dyn_kwargs:
+        return False
+    try:
+        for arg in [*node.args, *(k.value for k in node.kwargs)]:
+            arg.as_const()
+    except jn.Impossible:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+class MacroReturn(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+@dataclass
+class MacroLibrary:
+    """All macros of a project, compiled once; instantiated per render so they see its context."""
+
+    env: jinja2.Environment
+    files: dict[Path, Any] = field(default_factory=dict)  # path -> compiled code
+    owner: dict[str, Path] = field(default_factory=dict)  # macro name -> file
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def add_file(self, path: Path, source: str) -> list[tuple[str, int]]:
+        try:
+            ast = self.env.parse(source, name=path.name, filename=str(path))
+        except jinja2.TemplateSyntaxError as exc:
+            raise CompilationError(f"Jinja syntax error: {exc.message}", path=path, line=exc.lineno) from exc
+        found = [(m.name, m.lineno) for m in ast.find_all(jn.Macro)]
+        for name, line in found:
+            if name in self.owner and self.owner[name] != path:
+                raise UserError(
+                    f"macro {name!r} is defined twice",
+                    path=path,
+                    line=line,
+                    hint=f"also defined in {self.owner[name]}:{self.lines[name]}; rename one",
+                )
+            self.owner[name] = path
+            self.lines[name] = line
+        self.files[path] = self.env.compile(ast, name=path.name, filename=str(path))
+        return found
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.owner)
+
+
+class RenderContext(dict):
+    """A Jinja context whose macros are instantiated on first use, bound to this same context."""
+
+    def __init__(self, values: dict[str, Any], macros: MacroLibrary | None) -> None:
+        super().__init__(values)
+        self._macros = macros
+        self._modules: dict[Path, Any] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or bool(self._macros and key in self._macros.owner)
+
+    def __missing__(self, key: str) -> Any:
+        if not self._macros or key not in self._macros.owner:
+            raise KeyError(key)
+        path = self._macros.owner[key]
+        module = self._modules.get(path)
+        if module is None:
+            template = self._macros.env.template_class.from_code(
+                self._macros.env, self._macros.files[path], self._macros.env.globals
+            )
+            module = self._modules[path] = template.make_module(vars=self, shared=True)
+        macro = getattr(module, key)
+        self[key] = wrapped = _returning(macro)
+        return wrapped
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.get(key, default)
+
+
+def _returning(macro: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return macro(*args, **kwargs)
+        except MacroReturn as returned:
+            return returned.value
+
+    call.__name__ = getattr(macro, "name", "macro")
+    return call
+
+
+def render(program: Program, env: jinja2.Environment, context: RenderContext) -> str:
+    """Render a program; Jinja errors become a CompilationError at the template's file and line."""
+    try:
+        if program.segments is not None:
+            return _interpret(program.segments, context)
+        if program.code is None:
+            program.code = env.compile(program.source, name=program.path.name, filename=str(program.path))
+        template = env.template_class.from_code(env, program.code, env.globals)
+        return env.concat(template.root_render_func(template.new_context(context, shared=True)))
+    except UserError as exc:
+        if exc.location.path is None:
+            exc.location.path = program.path
+            exc.location.line = _template_line(exc.__traceback__, program.path) or exc.location.line
+        raise
+    except MacroReturn as returned:
+        return str(returned.value)
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__, program.path)
+        message = getattr(exc, "message", None) or str(exc)
+        raise CompilationError(
+            f"cannot render: {message}", path=program.path, line=line, hint=_hint_for(message)
+        ) from exc
+    except RecursionError as exc:
+        raise CompilationError(
+            "cannot render: macro recursion too deep",
+            path=program.path,
+            line=_template_line(exc.__traceback__, program.path),
+            hint="a macro calls itself without end",
+        ) from exc
+    except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as exc:
+        raise CompilationError(
+            f"cannot render: {type(exc).__name__}: {exc}",
+            path=program.path,
+            line=_template_line(exc.__traceback__, program.path),
+        ) from exc
+
+
+def _interpret(segments: list[Any], context: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for segment in segments:
+        if isinstance(segment, str):
+            parts.append(segment)
+        elif segment[0] == "call":
+            _, name, args, kwargs, _line = segment
+            parts.append(str(context[name](*args, **dict(kwargs))))
+        elif segment[0] == "this":
+            parts.append(str(context["this"]))
+        else:
+            _, then, otherwise = segment
+            parts.append(_interpret(then if context["is_incremental"]() else otherwise, context))
+    return "".join(parts)
+
+
+def _template_line(tb: TracebackType | None, path: Path) -> int | None:
+    # Jinja rewrites tracebacks so that template frames carry the template's file and line.
+    line = None
+    filename = str(path)
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _hint_for(message: str) -> str | None:
+    match = re.search(r"'(\w+)' is undefined", message)
+    if match:
+        return f"`{match.group(1)}` is not a variable, macro or function known here; check its spelling"
+    return None
+
+
+# --------------------------------------------------------------------------- the shared context
+
+
+def base_context(
+    *,
+    project_name: str,
+    target: dict[str, Any],
+    var: Callable[..., Any],
+    env_var: Callable[..., Any],
+    run_started_at: datetime.datetime,
+    invocation_id: str,
+    log: Callable[[str], None],
+    execute: bool,
+) -> dict[str, Any]:
+    """What every render sees, whatever the node: dbt's common context."""
+
+    def raise_compiler_error(message: str) -> None:
+        raise CompilationError(str(message))
+
+    def warn(message: str) -> str:
+        log(f"warning: {message}")
+        return ""
+
+    def do_log(message: Any, info: bool = False) -> str:
+        log(str(message))
+        return ""
+
+    def do_return(value: Any) -> None:
+        raise MacroReturn(value)
+
+    return {
+        "project_name": project_name,
+        "target": target,
+        "var": var,
+        "env_var": env_var,
+        "run_started_at": run_started_at,
+        "invocation_id": invocation_id,
+        "log": do_log,
+        "print": do_log,
+        "return": do_return,
+        "execute": execute,
+        "exceptions": _Namespace(raise_compiler_error=raise_compiler_error, warn=warn),
+        "modules": _Namespace(datetime=datetime, re=re, itertools=itertools, time=time, json=json),
+        "tojson": lambda value, **kw: json.dumps(value, default=str, **kw),
+        "fromjson": lambda text, default=None: _safe(json.loads, text, default),
+        "toyaml": lambda value, **kw: yaml.safe_dump(value, sort_keys=False, **kw),
+        "fromyaml": lambda text, default=None: _safe(yaml.safe_load, text, default),
+        "zip": zip,
+        "set": set,
+        "flags": _Namespace(FULL_REFRESH=False, WHICH="run"),
+    }
+
+
+def _safe(function: Callable[[str], Any], text: str, default: Any) -> Any:
+    try:
+        return function(text)
+    except (ValueError, yaml.YAMLError):
+        return default
+
+
+class _Namespace:
+    def __init__(self, **members: Any) -> None:
+        self.__dict__.update(members)

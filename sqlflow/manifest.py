@@ -1,0 +1,645 @@
+"""From files to nodes: models, seeds, sources and macros with resolved config and dependencies.
+
+Config precedence is dbt's: a `config()` call in the file wins over the properties YAML, which
+wins over folder config in the settings file. Parsing results are cached per file, keyed by its
+content and everything a parse can depend on, so an unchanged project loads without rendering.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import hashlib
+import json
+import marshal
+import os
+import pickle
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import __version__
+from .errors import CompilationError, UserError
+from .jinja import MacroLibrary, Program, RenderContext, base_context, make_environment, parse_program, render
+from .nodes import Column, Macro, Node, RefCall, Relation, Source, SourceCall, merge_config
+from .project import Project, iter_files, line_of, load_yaml, make_env_var
+
+PROPERTIES_SUFFIXES = (".yml", ".yaml")
+KNOWN_RESOURCE_KEYS = {
+    "models",
+    "seeds",
+    "sources",
+    "version",
+    "macros",
+    "exposures",
+    "metrics",
+    "semantic_models",
+    "saved_queries",
+    "unit_tests",
+    "snapshots",
+    "analyses",
+    "data_tests",
+    "groups",
+}
+
+
+@dataclass
+class Manifest:
+    """Everything loaded from a project; the input of the graph."""
+
+    project: Project
+    nodes: dict[str, Node]
+    sources: dict[str, Source]
+    macros: dict[str, Macro]
+    macro_library: MacroLibrary
+    env: jinja2.Environment
+    invocation_id: str
+    run_started_at: datetime.datetime
+    warnings: list[str] = field(default_factory=list)
+
+    def by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes.values()}
+
+    def log(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
+    return _Loader(project, use_cache=use_cache).load()
+
+
+class _Loader:
+    def __init__(self, project: Project, *, use_cache: bool) -> None:
+        self.project = project
+        self.env = make_environment()
+        self.macros = MacroLibrary(self.env)
+        self.warnings: list[str] = []
+        self.cache = _ParseCache(project) if use_cache else None
+        self.run_started_at = datetime.datetime.now(datetime.timezone.utc)
+        self.invocation_id = str(uuid.uuid4())
+
+    # ----------------------------------------------------------------- orchestration
+
+    def load(self) -> Manifest:
+        project = self.project
+        macros = self._load_macros()
+        properties = self._load_properties()
+        sources = self._build_sources(properties)
+        nodes: dict[str, Node] = {}
+        seen: dict[str, Path] = {}
+        for path in iter_files(project.model_paths, (".sql",)):
+            node = self._model_node(path, properties)
+            self._check_unique(node, seen)
+            if node.config.get("enabled", True) is not False:
+                nodes[node.unique_id] = node
+        for path in iter_files(project.seed_paths, (".csv",)):
+            node = self._seed_node(path, properties)
+            self._check_unique(node, seen)
+            if node.config.get("enabled", True) is not False:
+                nodes[node.unique_id] = node
+        self._warn_unused_properties(properties, seen)
+        manifest = Manifest(
+            project=project,
+            nodes=nodes,
+            sources=sources,
+            macros=macros,
+            macro_library=self.macros,
+            env=self.env,
+            invocation_id=self.invocation_id,
+            run_started_at=self.run_started_at,
+            warnings=self.warnings,
+        )
+        for node in nodes.values():
+            node.relation = self._relation(node, manifest)
+        _resolve_dependencies(manifest, disabled=set(seen) - {n.name for n in nodes.values()})
+        if self.cache:
+            self.cache.save()
+        return manifest
+
+    def _check_unique(self, node: Node, seen: dict[str, Path]) -> None:
+        if node.name in seen:
+            raise UserError(
+                f"two nodes are named {node.name!r}: {self.project.relpath(seen[node.name])} and "
+                f"{node.original_file_path}",
+                path=node.path,
+                hint="a model's name is its file name; rename one of the files",
+            )
+        seen[node.name] = node.path
+
+    # ----------------------------------------------------------------- macros
+
+    def _load_macros(self) -> dict[str, Macro]:
+        macros = {}
+        for path in iter_files(self.project.macro_paths, (".sql",)):
+            source = _read(path)
+            for name, line in self.macros.add_file(path, source):
+                uid = f"macro.{self.project.name}.{name}"
+                macros[uid] = Macro(uid, name, path, self.project.relpath(path), source, line)
+        return macros
+
+    # ----------------------------------------------------------------- properties YAML
+
+    def _load_properties(self) -> dict[str, dict[str, tuple[dict[str, Any], Path]]]:
+        """name -> (entry, file) for models and seeds; sources keep their own list."""
+        found: dict[str, dict[str, Any]] = {"models": {}, "seeds": {}, "sources": {}}
+        folders = self.project.model_paths + self.project.seed_paths
+        for path in iter_files(folders, PROPERTIES_SUFFIXES):
+            data = self.cache.yaml(path) if self.cache else load_yaml(path)
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                raise UserError("a properties file must be a mapping", path=path, line=1)
+            for key in ("models", "seeds"):
+                for entry in _entries(data, key, path):
+                    name = entry.get("name")
+                    if not isinstance(name, str):
+                        raise UserError(f"a `{key}` entry has no name", path=path, line=line_of(entry))
+                    if name in found[key]:
+                        previous = found[key][name][1]
+                        raise UserError(
+                            f"{key[:-1]} {name!r} is described twice",
+                            path=path,
+                            line=line_of(entry),
+                            hint=f"also in {self.project.relpath(previous)}; keep one entry",
+                        )
+                    found[key][name] = (entry, path)
+            for entry in _entries(data, "sources", path):
+                name = entry.get("name")
+                if not isinstance(name, str):
+                    raise UserError("a `sources` entry has no name", path=path, line=line_of(entry))
+                found["sources"][name] = (entry, path)
+        return found
+
+    def _warn_unused_properties(self, properties: dict[str, Any], seen: dict[str, Path]) -> None:
+        for key in ("models", "seeds"):
+            for name, (entry, path) in properties[key].items():
+                if name not in seen:
+                    self.warnings.append(
+                        f"{self.project.relpath(path)}:{line_of(entry)}: properties for {key[:-1]} "
+                        f"{name!r}, which does not exist"
+                    )
+
+    def _build_sources(self, properties: dict[str, Any]) -> dict[str, Source]:
+        sources: dict[str, Source] = {}
+        for source_name, (entry, path) in properties["sources"].items():
+            schema = entry.get("schema") or source_name
+            database = entry.get("database")
+            for table in entry.get("tables") or []:
+                if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+                    raise UserError(
+                        f"source {source_name!r} has a table without a name", path=path, line=line_of(table)
+                    )
+                name = table["name"]
+                uid = f"source.{self.project.name}.{source_name}.{name}"
+                sources[uid] = Source(
+                    unique_id=uid,
+                    source_name=source_name,
+                    name=name,
+                    relation=Relation(
+                        table.get("database") or database,
+                        str(table.get("schema") or schema),
+                        str(table.get("identifier") or name),
+                    ),
+                    path=self.project.relpath(path),
+                    line=line_of(table),
+                    description=str(table.get("description") or ""),
+                    columns=_columns(table),
+                    loaded_at_field=table.get("loaded_at_field") or entry.get("loaded_at_field"),
+                    freshness=table.get("freshness", entry.get("freshness")),
+                    meta={**(entry.get("meta") or {}), **(table.get("meta") or {})},
+                    tags=list(dict.fromkeys([*(entry.get("tags") or []), *(table.get("tags") or [])])),
+                    fqn=[self.project.name, source_name, name],
+                )
+        return sources
+
+    # ----------------------------------------------------------------- models and seeds
+
+    def _model_node(self, path: Path, properties: dict[str, Any]) -> Node:
+        project = self.project
+        raw = _read(path)
+        rel = project.relpath(path)
+        base = next(p for p in project.model_paths if path.is_relative_to(p))
+        folders = list(path.relative_to(base).parent.parts)
+        fqn = [project.name, *folders, path.stem]
+        cached = self.cache.program(path, raw, self.macros.names) if self.cache else None
+        program, loaded = cached if cached else (None, None)
+        if program is None:
+            program = parse_program(self.env, raw, path, self.macros.names)
+        folder_config = _folder_config(project.settings.get("models"), project.name, folders)
+        entry, patch_path = properties["models"].get(path.stem, ({}, None))
+        config = merge_config(folder_config, dict(entry.get("config") or {}))
+        refs, sources = list(program.refs), list(program.sources)
+        file_config = dict(program.static_config)
+        if program.needs_load_render:
+            if loaded is None:
+                loaded = self._load_render(program, path.stem, config)
+            loaded_refs, loaded_sources, loaded_config = loaded
+            refs = list(dict.fromkeys([*refs, *loaded_refs]))
+            sources = list(dict.fromkeys([*sources, *loaded_sources]))
+            file_config.update(loaded_config)
+        if self.cache:
+            self.cache.remember(
+                path, raw, self.macros.names, program, loaded if program.needs_load_render else None
+            )
+        config = merge_config(config, file_config)
+        _check_config(config, path)
+        return Node(
+            unique_id=f"model.{project.name}.{path.stem}",
+            resource_type="model",
+            name=path.stem,
+            package_name=project.name,
+            path=path,
+            original_file_path=rel,
+            fqn=fqn,
+            raw_code=raw,
+            checksum=hashlib.sha256(raw.encode()).hexdigest(),
+            config=config,
+            refs=refs,
+            sources=sources,
+            description=str(entry.get("description") or ""),
+            columns=_columns(entry),
+            patch_path=project.relpath(patch_path) if patch_path else None,
+            program=program,
+        )
+
+    def _seed_node(self, path: Path, properties: dict[str, Any]) -> Node:
+        project = self.project
+        base = next(p for p in project.seed_paths if path.is_relative_to(p))
+        folders = list(path.relative_to(base).parent.parts)
+        entry, patch_path = properties["seeds"].get(path.stem, ({}, None))
+        config = merge_config(
+            _folder_config(project.settings.get("seeds"), project.name, folders),
+            dict(entry.get("config") or {}),
+        )
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return Node(
+            unique_id=f"seed.{project.name}.{path.stem}",
+            resource_type="seed",
+            name=path.stem,
+            package_name=project.name,
+            path=path,
+            original_file_path=project.relpath(path),
+            fqn=[project.name, *folders, path.stem],
+            raw_code="",
+            checksum=digest,
+            config=config,
+            description=str(entry.get("description") or ""),
+            columns=_columns(entry),
+            patch_path=project.relpath(patch_path) if patch_path else None,
+        )
+
+    def _load_render(self, program: Program, name: str, config: dict[str, Any]):
+        """Render once with recording functions to find what the static pass could not."""
+        refs: list[RefCall] = []
+        sources: list[SourceCall] = []
+        recorded: dict[str, Any] = {}
+
+        def ref(*args: str, **_: Any) -> str:
+            refs.append(RefCall(name=str(args[-1]), package=args[0] if len(args) > 1 else None))
+            return _placeholder(args[-1])
+
+        def source(source_name: str, table_name: str) -> str:
+            sources.append(SourceCall(source_name, table_name))
+            return _placeholder(f"{source_name}.{table_name}")
+
+        def config_fn(*args: Any, **kwargs: Any) -> str:
+            if args and isinstance(args[0], dict):
+                recorded.update(args[0])
+            recorded.update(kwargs)
+            return ""
+
+        values = self._context(execute=False)
+        values.update(
+            ref=ref,
+            source=source,
+            config=_ConfigAccessor(config_fn, {**config, **recorded}),
+            this=_placeholder(name),
+            is_incremental=lambda: False,
+            model={"name": name, "config": config},
+        )
+        render(program, self.env, RenderContext(values, self.macros))
+        return refs, sources, recorded
+
+    def _context(self, *, execute: bool) -> dict[str, Any]:
+        project = self.project
+        return base_context(
+            project_name=project.name,
+            target=target_context(project),
+            var=make_var(project),
+            env_var=_env_var(project),
+            run_started_at=self.run_started_at,
+            invocation_id=self.invocation_id,
+            log=self.warnings.append,
+            execute=execute,
+        )
+
+    # ----------------------------------------------------------------- naming
+
+    def _relation(self, node: Node, manifest: Manifest) -> Relation:
+        project = self.project
+        custom_schema = node.config.get("schema")
+        alias = node.config.get("alias")
+        if "generate_schema_name" in self.macros.owner or "generate_alias_name" in self.macros.owner:
+            context = RenderContext(self._context(execute=True), self.macros)
+            node_info = {
+                "name": node.name,
+                "config": node.config,
+                "resource_type": node.resource_type,
+                "fqn": node.fqn,
+                "original_file_path": node.original_file_path,
+            }
+            schema = (
+                _call_macro(context, "generate_schema_name", custom_schema, node_info, node)
+                if "generate_schema_name" in self.macros.owner
+                else default_schema_name(project, custom_schema)
+            )
+            identifier = (
+                _call_macro(context, "generate_alias_name", alias, node_info, node)
+                if "generate_alias_name" in self.macros.owner
+                else alias or node.name
+            )
+        else:
+            schema = default_schema_name(project, custom_schema)
+            identifier = alias or node.name
+        return Relation(node.config.get("database"), str(schema).strip(), str(identifier).strip())
+
+
+def default_schema_name(project: Project, custom_schema: str | None) -> str:
+    """dbt's default: a custom schema is appended to the target's schema."""
+    if not custom_schema:
+        return project.target.schema
+    return f"{project.target.schema}_{str(custom_schema).strip()}"
+
+
+def _call_macro(context: RenderContext, name: str, value: Any, node_info: dict[str, Any], node: Node) -> str:
+    try:
+        return str(context[name](value, node_info)).strip()
+    except (jinja2.TemplateError, TypeError) as exc:
+        raise CompilationError(
+            f"macro {name} failed for {node.name}: {exc}",
+            path=node.path,
+            hint="check the macro's arguments: (custom_name, node)",
+        ) from exc
+
+
+def _resolve_dependencies(manifest: Manifest, disabled: set[str]) -> None:
+    by_name = manifest.by_name()
+    source_ids = {(s.source_name, s.name): uid for uid, s in manifest.sources.items()}
+    for node in manifest.nodes.values():
+        depends: list[str] = []
+        for ref in node.refs:
+            target = by_name.get(ref.name)
+            if target is None:
+                if ref.name in disabled:
+                    raise UserError(
+                        f"{node.name} refs {ref.name!r}, which is disabled",
+                        path=node.path,
+                        line=ref.line,
+                        hint=f"enable {ref.name} or remove the ref",
+                    )
+                close = difflib.get_close_matches(ref.name, list(by_name), n=1)
+                raise UserError(
+                    f"{node.name} refs {ref.name!r}, which does not exist",
+                    path=node.path,
+                    line=ref.line,
+                    hint=f"did you mean {close[0]!r}?" if close else "check the model's file name",
+                )
+            depends.append(target.unique_id)
+        for call in node.sources:
+            uid = source_ids.get((call.source_name, call.table_name))
+            if uid is None:
+                known = [f"{s}.{t}" for s, t in source_ids]
+                close = difflib.get_close_matches(f"{call.source_name}.{call.table_name}", known, n=1)
+                raise UserError(
+                    f"{node.name} uses source {call.source_name!r}.{call.table_name!r}, which is not declared",
+                    path=node.path,
+                    line=call.line,
+                    hint=(f"did you mean {close[0]!r}? " if close else "")
+                    + "declare it under `sources:` in a YAML file in models/",
+                )
+            depends.append(uid)
+        node.depends_on = list(dict.fromkeys(depends))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
+
+
+def _check_config(config: dict[str, Any], path: Path) -> None:
+    materialized = config.get("materialized", "view")
+    if materialized not in MATERIALIZATIONS:
+        raise UserError(
+            f"unknown materialization {materialized!r}",
+            path=path,
+            hint="use one of: " + ", ".join(MATERIALIZATIONS),
+        )
+
+
+def _folder_config(tree: Any, project_name: str, folders: list[str]) -> dict[str, Any]:
+    """Config from the settings file's nested `models:` / `seeds:` block for a file's folders."""
+    if not isinstance(tree, dict):
+        return {}
+    config = _own_config(tree)
+    level = tree.get(project_name)
+    if not isinstance(level, dict):
+        return config
+    config = merge_config(config, _own_config(level))
+    for folder in folders:
+        level = level.get(folder)
+        if not isinstance(level, dict):
+            break
+        config = merge_config(config, _own_config(level))
+    return config
+
+
+def _own_config(level: dict[str, Any]) -> dict[str, Any]:
+    # `+key` is always config; a plain key is config unless it holds a nested folder block.
+    own = {}
+    for key, value in level.items():
+        if key.startswith("+"):
+            own[key[1:]] = value
+        elif not isinstance(value, dict) or key in ("meta", "docs", "persist_docs", "contract", "grants"):
+            own[key] = value
+    return own
+
+
+def _entries(data: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]:
+    entries = data.get(key) or []
+    if not isinstance(entries, list):
+        raise UserError(f"`{key}` must be a list", path=path, line=line_of(data, key))
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise UserError(f"each `{key}` entry must be a mapping", path=path, line=line_of(data, key))
+    return entries
+
+
+def _columns(entry: dict[str, Any]) -> dict[str, Column]:
+    columns = {}
+    for column in entry.get("columns") or []:
+        if isinstance(column, dict) and column.get("name"):
+            name = str(column["name"])
+            columns[name] = Column(
+                name=name,
+                description=str(column.get("description") or ""),
+                data_type=column.get("data_type"),
+                meta=dict(column.get("meta") or {}),
+                tests=list(column.get("data_tests") or column.get("tests") or []),
+            )
+    return columns
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"file is not UTF-8 text: {exc}", path=path, hint="save it as UTF-8") from exc
+
+
+def _placeholder(name: str) -> str:
+    return f'"__sqlflow_placeholder__"."{name}"'
+
+
+class _ConfigAccessor:
+    """`config(...)` records; `config.get(key)` reads the config as resolved so far (dbt's API)."""
+
+    def __init__(self, record: Any, current: dict[str, Any]) -> None:
+        self._record = record
+        self._current = current
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        self._current.update(kwargs)
+        return self._record(*args, **kwargs)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._current.get(key, default)
+
+    def require(self, key: str) -> Any:
+        if key not in self._current:
+            raise CompilationError(f"config {key!r} is required")
+        return self._current[key]
+
+
+def target_context(project: Project) -> dict[str, Any]:
+    target = project.target
+    return {
+        **target.public_settings(),
+        "name": target.name,
+        "target_name": target.name,
+        "type": target.type,
+        "schema": target.schema,
+        "database": target.database,
+        "threads": target.threads,
+        "profile_name": target.profile_name,
+    }
+
+
+def make_var(project: Project):
+    values = project.vars
+
+    def var(name: str, default: Any = None) -> Any:
+        if name in values:
+            return values[name]
+        if default is not None:
+            return default
+        raise CompilationError(
+            f"var {name!r} is not defined",
+            hint=f"set it under `vars:` in {project.settings_path.name} or pass --vars '{{{name}: ...}}'",
+        )
+
+    return var
+
+
+def _env_var(project: Project):
+    return make_env_var(project.secrets)
+
+
+# --------------------------------------------------------------------------- parse cache
+
+
+class _ParseCache:
+    """Per-file parse results in target/, keyed by content and everything a parse depends on."""
+
+    FILE = "sqlflow_parse_cache.pickle"
+
+    def __init__(self, project: Project) -> None:
+        self.path = project.target_path / self.FILE
+        env_part = sorted((k, v) for k, v in os.environ.items() if k.startswith(("SQLFLOW_", "DBT_")))
+        self.context_key = _digest(
+            json.dumps(
+                [
+                    __version__,
+                    sys.version,
+                    project.vars,
+                    project.target.name,
+                    project.target.schema,
+                    env_part,
+                ],
+                sort_keys=True,
+                default=str,
+            )
+        )
+        self.entries: dict[str, Any] = {}
+        self.fresh: dict[str, Any] = {}
+        self.dirty = False
+        try:
+            with self.path.open("rb") as handle:
+                stored = pickle.load(handle)
+            if stored.get("context") == self.context_key:
+                self.entries = stored["entries"]
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError, ValueError):
+            self.entries = {}
+
+    def _key(self, path: Path, text: str, macro_names: set[str]) -> str:
+        return _digest(f"{path}\0{text}\0{sorted(macro_names)}")
+
+    def program(self, path: Path, text: str, macro_names: set[str]):
+        hit = self.entries.get(str(path))
+        if hit and hit[0] == self._key(path, text, macro_names):
+            program: Program = hit[1]
+            if hit[3] is not None:
+                program.code = marshal.loads(hit[3])
+            self.fresh[str(path)] = hit
+            return program, hit[2]
+        return None
+
+    def remember(self, path: Path, text: str, macro_names: set[str], program: Program, loaded: Any) -> None:
+        key = self._key(path, text, macro_names)
+        if str(path) in self.fresh and self.fresh[str(path)][0] == key:
+            return
+        code = marshal.dumps(program.code) if program.code is not None else None
+        self.fresh[str(path)] = (key, program, loaded, code)
+        self.dirty = True
+
+    def yaml(self, path: Path) -> Any:
+        text = path.read_text(encoding="utf-8")
+        key = _digest(text)
+        hit = self.entries.get(f"yaml:{path}")
+        if hit and hit[0] == key:
+            self.fresh[f"yaml:{path}"] = hit
+            return hit[1]
+        data = load_yaml(path, text)
+        self.fresh[f"yaml:{path}"] = (key, data)
+        self.dirty = True
+        return data
+
+    def save(self) -> None:
+        if not self.dirty and len(self.fresh) == len(self.entries):
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as handle:
+                pickle.dump({"context": self.context_key, "entries": self.fresh}, handle, protocol=5)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

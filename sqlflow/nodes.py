@@ -1,0 +1,142 @@
+"""The parsed project as plain data: relations, nodes, sources, macros.
+
+Nodes carry no behaviour beyond small derived properties; every stage after loading reads them
+and none mutates another stage's output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+# Config keys whose values accumulate across levels (folder < YAML < file) instead of replacing.
+ADDITIVE_CONFIG_KEYS = ("tags",)
+MERGED_CONFIG_KEYS = ("meta",)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table or view in the warehouse. `database` is None where the connection's default applies."""
+
+    database: str | None
+    schema: str
+    identifier: str
+
+    def table(self) -> exp.Table:
+        return exp.Table(
+            this=exp.to_identifier(self.identifier, quoted=True),
+            db=exp.to_identifier(self.schema, quoted=True),
+            catalog=exp.to_identifier(self.database, quoted=True) if self.database else None,
+        )
+
+    def sql(self, dialect: str) -> str:
+        return self.table().sql(dialect=dialect)
+
+    def with_identifier(self, identifier: str) -> Relation:
+        return Relation(self.database, self.schema, identifier)
+
+
+@dataclass(frozen=True)
+class RefCall:
+    name: str
+    line: int | None = None
+    package: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceCall:
+    source_name: str
+    table_name: str
+    line: int | None = None
+
+
+@dataclass
+class Column:
+    name: str
+    description: str = ""
+    data_type: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    tests: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Node:
+    """A model or seed: something the runner builds."""
+
+    unique_id: str
+    resource_type: str  # "model" | "seed"
+    name: str
+    package_name: str
+    path: Path  # absolute
+    original_file_path: str  # relative to the project root, posix
+    fqn: list[str]
+    raw_code: str
+    checksum: str
+    config: dict[str, Any]
+    refs: list[RefCall] = field(default_factory=list)
+    sources: list[SourceCall] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
+    relation: Relation | None = None
+    description: str = ""
+    columns: dict[str, Column] = field(default_factory=dict)
+    patch_path: str | None = None
+    # The parsed Jinja program (see jinja.Program); opaque to every stage but rendering.
+    program: Any = None
+
+    @property
+    def materialized(self) -> str:
+        if self.resource_type == "seed":
+            return "seed"
+        return str(self.config.get("materialized", "view"))
+
+    @property
+    def is_ephemeral(self) -> bool:
+        return self.materialized == "ephemeral"
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.config.get("tags", []))
+
+
+@dataclass
+class Source:
+    unique_id: str
+    source_name: str
+    name: str
+    relation: Relation
+    path: str
+    line: int | None = None
+    description: str = ""
+    columns: dict[str, Column] = field(default_factory=dict)
+    loaded_at_field: str | None = None
+    freshness: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    fqn: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Macro:
+    unique_id: str
+    name: str
+    path: Path
+    original_file_path: str
+    macro_sql: str
+    line: int | None = None
+
+
+def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """dbt's precedence: later levels replace keys, except tags (appended) and meta (merged)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in ADDITIVE_CONFIG_KEYS:
+            values = [value] if isinstance(value, str) else list(value or [])
+            merged[key] = list(dict.fromkeys([*merged.get(key, []), *values]))
+        elif key in MERGED_CONFIG_KEYS and isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged

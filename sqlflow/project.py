@@ -1,0 +1,416 @@
+"""Finding and reading a project: settings, profile and target, vars, and its files.
+
+A sqlflow project has `sqlflow.yml`; a dbt project has `dbt_project.yml` and is read the same
+way. Profiles use dbt's format (profile -> target -> outputs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from .errors import UserError
+
+SETTINGS_FILES = ("sqlflow.yml", "dbt_project.yml")
+SECRET_FIELD_NAMES = ("password", "token", "secret", "private_key", "pass")
+SECRET_ENV_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
+# Values rendered later, in the context of a node (dbt defers these too).
+DEFERRED_KEYS = {"pre-hook", "post-hook", "+pre-hook", "+post-hook", "pre_hook", "post_hook"}
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class LineDict(dict):
+    """A mapping that remembers the line it starts on and the line of each key."""
+
+    line: int | None = None
+    key_lines: dict[Any, int]
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
+    mapping = LineDict()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    pass
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: Path, text: str | None = None) -> Any:
+    """Parse a YAML file; mappings are `LineDict`s. A syntax error names the file and line."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror}", path=path) from exc
+    try:
+        return yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(
+            f"invalid YAML: {problem}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            hint="check indentation and quoting near that line",
+        ) from exc
+
+
+def line_of(mapping: Any, key: Any = None) -> int | None:
+    if isinstance(mapping, LineDict):
+        return mapping.key_lines.get(key, mapping.line) if key is not None else mapping.line
+    return None
+
+
+# --------------------------------------------------------------------------- env_var / vars
+
+
+@dataclass
+class Secrets:
+    """Values that must never be shown; filled while reading profiles and env_var()."""
+
+    values: set[str] = field(default_factory=set)
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, str) and len(value) >= 3:
+            self.values.add(value)
+
+    def mask(self, text: str) -> str:
+        for value in sorted(self.values, key=len, reverse=True):
+            text = text.replace(value, "*****")
+        return text
+
+
+def make_env_var(secrets: Secrets):
+    """The `env_var(name, default)` Jinja function; secret-looking variables are remembered."""
+
+    def env_var(name: str, default: Any = None) -> Any:
+        if name in os.environ:
+            value = os.environ[name]
+        elif default is not None:
+            value = default
+        else:
+            raise UserError(
+                f"environment variable {name!r} is not set and env_var() has no default",
+                hint=f"export {name}=... or call env_var('{name}', 'default')",
+            )
+        if any(marker in name.upper() for marker in SECRET_ENV_MARKERS):
+            secrets.add(str(value))
+        return value
+
+    return env_var
+
+
+def render_yaml_values(data: Any, context: dict[str, Any], path: Path, key: Any = None) -> Any:
+    """Render Jinja inside the string values of settings/profiles YAML (env_var, var)."""
+    if isinstance(data, dict):
+        out = LineDict()
+        out.line = getattr(data, "line", None)
+        out.key_lines = getattr(data, "key_lines", {})
+        for k, v in data.items():
+            out[k] = v if k in DEFERRED_KEYS else render_yaml_values(v, context, path, k)
+        return out
+    if isinstance(data, list):
+        return [render_yaml_values(v, context, path, key) for v in data]
+    if isinstance(data, str) and ("{{" in data or "{%" in data):
+        try:
+            rendered = _YAML_ENV.from_string(data).render(context)
+        except UserError:
+            raise
+        except jinja2.TemplateError as exc:
+            raise UserError(f"cannot render {key!r}: {exc}", path=path) from exc
+        return _coerce_scalar(rendered)
+    return data
+
+
+_YAML_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+
+def _coerce_scalar(text: str) -> Any:
+    # `port: "{{ env_var('PORT') }}"` must give an int, as in dbt's `as_number` shorthand.
+    stripped = text.strip()
+    if stripped.lstrip("-").isdigit():
+        return int(stripped)
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    return text
+
+
+def parse_vars(text: str | None) -> dict[str, Any]:
+    """`--vars` accepts YAML or JSON; it must be a mapping."""
+    if not text:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(
+            f"--vars is not valid YAML or JSON: {exc}", hint="example: --vars '{start_date: 2024-01-01}'"
+        ) from exc
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(
+            f"--vars must be a mapping, got {type(value).__name__}: {text!r}",
+            hint="example: --vars '{start_date: 2024-01-01, limit: 10}'",
+        )
+    return dict(value)
+
+
+# --------------------------------------------------------------------------- project
+
+
+@dataclass
+class Target:
+    """The resolved profile output a run connects to."""
+
+    profile_name: str
+    name: str
+    type: str
+    schema: str
+    database: str | None
+    threads: int
+    settings: dict[str, Any]
+    profiles_path: Path
+
+    def public_settings(self) -> dict[str, Any]:
+        return {k: ("*****" if k.lower() in SECRET_FIELD_NAMES else v) for k, v in self.settings.items()}
+
+
+@dataclass
+class Project:
+    root: Path
+    name: str
+    settings_path: Path
+    is_dbt: bool
+    settings: dict[str, Any]
+    vars: dict[str, Any]
+    cli_vars: dict[str, Any]
+    target: Target
+    secrets: Secrets
+    dialect: str = "duckdb"
+
+    def paths(self, key: str, default: list[str]) -> list[Path]:
+        return [self.root / p for p in self.settings.get(key, default) or []]
+
+    @property
+    def model_paths(self) -> list[Path]:
+        return self.paths("model-paths", ["models"])
+
+    @property
+    def seed_paths(self) -> list[Path]:
+        return self.paths("seed-paths", ["seeds"])
+
+    @property
+    def macro_paths(self) -> list[Path]:
+        return self.paths("macro-paths", ["macros"])
+
+    @property
+    def target_path(self) -> Path:
+        return self.root / self.settings.get("target-path", "target")
+
+    def relpath(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+def find_settings(project_dir: Path) -> Path:
+    for name in SETTINGS_FILES:
+        candidate = project_dir / name
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"no sqlflow.yml or dbt_project.yml in {project_dir}",
+        hint="run sqlflow from a project folder, pass --project-dir, or create one with `sqlflow init NAME`",
+    )
+
+
+def load_project(
+    project_dir: Path | str = ".",
+    *,
+    profiles_dir: Path | str | None = None,
+    target: str | None = None,
+    vars: dict[str, Any] | None = None,
+    threads: int | None = None,
+) -> Project:
+    root = Path(project_dir).resolve()
+    if not root.is_dir():
+        raise UserError(f"project directory {root} does not exist", hint="check --project-dir")
+    settings_path = find_settings(root)
+    is_dbt = settings_path.name == "dbt_project.yml"
+    secrets = Secrets()
+    cli_vars = dict(vars or {})
+    raw = load_yaml(settings_path)
+    if not isinstance(raw, dict):
+        raise UserError("the settings file must be a mapping", path=settings_path, line=1)
+    project_vars = dict(raw.get("vars") or {})
+    context = {"env_var": make_env_var(secrets), "var": _make_var({**project_vars, **cli_vars})}
+    settings = render_yaml_values(raw, context, settings_path)
+    name = settings.get("name")
+    if not name or not isinstance(name, str):
+        raise UserError(
+            "the settings file has no `name`", path=settings_path, line=1, hint="add `name: my_project`"
+        )
+    profile_name = settings.get("profile") or name
+    resolved_target = load_target(
+        root, str(profile_name), target, profiles_dir, is_dbt=is_dbt, secrets=secrets
+    )
+    if threads:
+        resolved_target.threads = threads
+    dialect = str(settings.get("dialect") or resolved_target.type)
+    return Project(
+        root=root,
+        name=name,
+        settings_path=settings_path,
+        is_dbt=is_dbt,
+        settings=settings,
+        vars={**_flatten_project_vars(project_vars, name), **cli_vars},
+        cli_vars=cli_vars,
+        target=resolved_target,
+        secrets=secrets,
+        dialect=dialect if dialect in _KNOWN_DIALECTS else "duckdb",
+    )
+
+
+_KNOWN_DIALECTS = {"duckdb", "postgres", "sqlite", "spark", "databricks", "snowflake", "bigquery", "trino"}
+
+
+def _make_var(values: dict[str, Any]):
+    def var(name: str, default: Any = None) -> Any:
+        if name in values:
+            return values[name]
+        if default is not None:
+            return default
+        raise UserError(f"var {name!r} is not defined", hint=f"pass --vars '{{{name}: ...}}'")
+
+    return var
+
+
+def _flatten_project_vars(project_vars: dict[str, Any], project_name: str) -> dict[str, Any]:
+    # dbt allows vars scoped by project name: `vars: {my_project: {x: 1}}`.
+    flat = {k: v for k, v in project_vars.items() if k != project_name}
+    scoped = project_vars.get(project_name)
+    if isinstance(scoped, dict):
+        flat.update(scoped)
+    return flat
+
+
+def profile_dirs(root: Path, profiles_dir: Path | str | None, *, is_dbt: bool) -> list[Path]:
+    if profiles_dir:
+        return [Path(profiles_dir).expanduser()]
+    candidates = []
+    for variable in ("SQLFLOW_PROFILES_DIR", *(("DBT_PROFILES_DIR",) if is_dbt else ())):
+        if os.environ.get(variable):
+            candidates.append(Path(os.environ[variable]).expanduser())
+    candidates += [root, Path.home() / ".sqlflow"]
+    if is_dbt:
+        candidates.append(Path.home() / ".dbt")
+    return candidates
+
+
+def load_target(
+    root: Path,
+    profile_name: str,
+    target_name: str | None,
+    profiles_dir: Path | str | None,
+    *,
+    is_dbt: bool,
+    secrets: Secrets,
+) -> Target:
+    searched = profile_dirs(root, profiles_dir, is_dbt=is_dbt)
+    path = next((d / "profiles.yml" for d in searched if (d / "profiles.yml").is_file()), None)
+    if path is None:
+        raise UserError(
+            "no profiles.yml found (looked in " + ", ".join(str(d) for d in searched) + ")",
+            hint="create profiles.yml in the project folder or pass --profiles-dir",
+        )
+    profiles = load_yaml(path) or {}
+    if not isinstance(profiles, dict) or profile_name not in profiles:
+        available = ", ".join(k for k in profiles if k != "config") if isinstance(profiles, dict) else ""
+        raise UserError(
+            f"profile {profile_name!r} not found in profiles.yml",
+            path=path,
+            hint=f"available profiles: {available or 'none'}; the settings file's `profile:` names it",
+        )
+    profile = profiles[profile_name]
+    outputs = profile.get("outputs") if isinstance(profile, dict) else None
+    if not isinstance(outputs, dict) or not outputs:
+        raise UserError(
+            f"profile {profile_name!r} has no `outputs`",
+            path=path,
+            line=line_of(profile),
+            hint="see docs/configuration.md for the profile format",
+        )
+    name = target_name or profile.get("target") or next(iter(outputs))
+    if name not in outputs:
+        raise UserError(
+            f"target {name!r} not found in profile {profile_name!r}",
+            path=path,
+            line=line_of(profile, "outputs"),
+            hint="available targets: " + ", ".join(outputs),
+        )
+    context = {"env_var": make_env_var(secrets), "var": _make_var({})}
+    raw_output = outputs[name]
+    if not isinstance(raw_output, dict):
+        raise UserError(f"target {name!r} must be a mapping", path=path, line=line_of(outputs, name))
+    output = dict(render_yaml_values(raw_output, context, path))
+    for key, value in output.items():
+        if key.lower() in SECRET_FIELD_NAMES:
+            secrets.add(str(value))
+    adapter_type = str(output.get("type") or "")
+    if not adapter_type:
+        raise UserError(
+            f"target {name!r} has no `type`", path=path, line=line_of(raw_output), hint="e.g. type: duckdb"
+        )
+    if adapter_type == "duckdb" and output.get("path") not in (None, ":memory:"):
+        db_path = Path(str(output["path"])).expanduser()
+        output["path"] = str(db_path if db_path.is_absolute() else (root / db_path))
+    try:
+        threads = int(output.get("threads") or 4)
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"threads must be a whole number, got {output.get('threads')!r}",
+            path=path,
+            line=line_of(raw_output, "threads"),
+        ) from exc
+    default_schema = "main" if adapter_type == "duckdb" else "public"
+    return Target(
+        profile_name=profile_name,
+        name=str(name),
+        type=adapter_type,
+        schema=str(output.get("schema") or default_schema),
+        database=output.get("database") or output.get("dbname"),
+        threads=max(1, threads),
+        settings=output,
+        profiles_path=path,
+    )
+
+
+def iter_files(folders: list[Path], suffixes: tuple[str, ...]) -> Iterator[Path]:
+    """Files under `folders` with one of `suffixes`, in a stable order, skipping hidden folders."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                if filename.endswith(suffixes) and not filename.startswith("."):
+                    yield Path(dirpath) / filename

@@ -1,0 +1,303 @@
+"""Selector expressions: a tokenizer, a parser and their evaluation on the graph.
+
+Grammar (dbt's):
+
+    expression   := intersection (SPACE intersection)*        -- union
+    intersection := criterion ("," criterion)*                 -- intersection
+    criterion    := "@" atom | [N] "+"? atom "+"? [N]
+    atom         := [method ":"] value                          -- value may use * and ? globs
+
+A malformed expression raises `SelectorError` showing the offending token and the valid forms.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from .errors import SelectorError
+from .graph import Graph
+
+FORMS = (
+    "valid forms: name, +name (and ancestors), name+ (and descendants), 2+name, name+1, +name+, "
+    "@name, tag:x, path:models/staging, fqn:staging.*, config.materialized:table, source:src.tbl, "
+    "resource_type:model, package:p; a space means union, a comma means intersection"
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # WORD, PLUS, AT, COMMA, SPACE
+    text: str
+    position: int
+    depth: int | None = None  # for PLUS: "2+" / "+3"
+
+
+_TOKEN = re.compile(r"(?P<SPACE>\s+)|(?P<COMMA>,)|(?P<AT>@)|(?P<PLUS>\d*\+\d*)|(?P<WORD>[^\s,+@]+)")
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or ""
+        value = match.group()
+        depth = None
+        if kind == "PLUS":
+            digits = value.replace("+", "")
+            depth = int(digits) if digits else None
+        tokens.append(Token(kind, value, match.start(), depth))
+    return tokens
+
+
+@dataclass(frozen=True)
+class Criterion:
+    method: str
+    value: str
+    parents: bool = False
+    parents_depth: int | None = None
+    children: bool = False
+    children_depth: int | None = None
+    childrens_parents: bool = False  # "@"
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A union of intersections of criteria."""
+
+    groups: tuple[tuple[Criterion, ...], ...]
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = [t for t in tokenize(text)]
+        self.pos = 0
+
+    def error(self, token: Token | None, message: str) -> SelectorError:
+        position = token.position if token else len(self.text)
+        caret = " " * position + "^"
+        return SelectorError(f"invalid selector: {message}\n  {self.text}\n  {caret}", hint=FORMS)
+
+    def peek(self) -> Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> Token | None:
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def parse(self) -> Expression:
+        groups = []
+        self._skip_spaces()
+        if self.peek() is None:
+            raise self.error(None, "empty selector")
+        while self.peek() is not None:
+            groups.append(self._intersection())
+            self._skip_spaces()
+        return Expression(tuple(groups))
+
+    def _skip_spaces(self) -> None:
+        while (token := self.peek()) is not None and token.kind == "SPACE":
+            self.pos += 1
+
+    def _intersection(self) -> tuple[Criterion, ...]:
+        criteria = [self._criterion()]
+        while (token := self.peek()) is not None and token.kind == "COMMA":
+            self.take()
+            nxt = self.peek()
+            if nxt is None or nxt.kind in ("SPACE", "COMMA"):
+                raise self.error(nxt or token, "',' needs a selector on both sides")
+            criteria.append(self._criterion())
+        return tuple(criteria)
+
+    def _criterion(self) -> Criterion:
+        token = self.take()
+        at = parents = False
+        parents_depth = None
+        if token is not None and token.kind == "AT":
+            at = True
+            token = self.take()
+        elif token is not None and token.kind == "PLUS":
+            if token.text.endswith(tuple("0123456789")) and not token.text.startswith(tuple("0123456789")):
+                raise self.error(token, f"{token.text!r}: a depth goes before a leading '+', as in 2+name")
+            parents, parents_depth = True, token.depth
+            token = self.take()
+        if token is None or token.kind != "WORD":
+            bad = token if token is not None else None
+            what = f"unexpected {bad.text.strip() or 'space'!r}" if bad else "the selector ends too early"
+            raise self.error(
+                bad,
+                f"{what}: expected a name after '{'@' if at else '+'}'"
+                if (at or parents)
+                else f"{what}: expected a name",
+            )
+        method, value = _split_method(token, self)
+        children, children_depth = False, None
+        after = self.peek()
+        if after is not None and after.kind == "PLUS":
+            if after.text.startswith(tuple("0123456789")):
+                raise self.error(after, f"{after.text!r}: a depth goes after a trailing '+', as in name+2")
+            self.take()
+            children, children_depth = True, after.depth
+        if at and (parents or children):
+            raise self.error(token, "'@' cannot be combined with '+'")
+        following = self.peek()
+        if following is not None and following.kind in ("WORD", "AT"):
+            raise self.error(following, f"unexpected {following.text!r}")
+        if following is not None and following.kind == "PLUS":
+            raise self.error(following, "dangling '+'")
+        return Criterion(method, value, parents, parents_depth, children, children_depth, at)
+
+
+def _split_method(token: Token, parser: _Parser) -> tuple[str, str]:
+    text = token.text
+    if ":" not in text:
+        return "default", text
+    method, _, value = text.partition(":")
+    base = method.split(".", 1)[0]
+    if base not in METHODS:
+        raise parser.error(token, f"unknown method {method!r} (known: {', '.join(sorted(METHODS))})")
+    if base == "config" and "." not in method:
+        raise parser.error(token, "config needs a key, as in config.materialized:table")
+    if not value:
+        raise parser.error(token, f"{method}: needs a value")
+    return method, value
+
+
+def parse(text: str) -> Expression:
+    return _Parser(text).parse()
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _glob(pattern: str, value: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def _fqn_match(pattern: str, fqn: list[str]) -> bool:
+    parts = pattern.split(".")
+    for candidate in (fqn, fqn[1:]):
+        if len(parts) > len(candidate):
+            continue
+        if parts[-1] == "*" and all(_glob(p, c) for p, c in zip(parts[:-1], candidate, strict=False)):
+            return True
+        if len(parts) == len(candidate) and all(_glob(p, c) for p, c in zip(parts, candidate, strict=False)):
+            return True
+    return False
+
+
+def _method_default(resource: Any, value: str, root: str) -> bool:
+    if "/" in value or value.endswith((".sql", ".csv")):
+        return _method_path(resource, value, root)
+    if "." in value:
+        return _fqn_match(value, resource.fqn)
+    return _glob(value, resource.name) or value == getattr(resource, "package_name", None)
+
+
+def _method_path(resource: Any, value: str, root: str) -> bool:
+    path = getattr(resource, "original_file_path", None) or getattr(resource, "path", "")
+    path = str(path)
+    value = value.rstrip("/")
+    if path == value or path.startswith(value + "/"):
+        return True
+    return PurePosixPath(path).match(value) or _glob(value, path)
+
+
+def _method_tag(resource: Any, value: str, root: str) -> bool:
+    tags = resource.tags
+    return any(_glob(value, tag) for tag in tags)
+
+
+def _method_fqn(resource: Any, value: str, root: str) -> bool:
+    return _fqn_match(value, resource.fqn)
+
+
+def _method_source(resource: Any, value: str, root: str) -> bool:
+    if getattr(resource, "source_name", None) is None:
+        return False
+    name, _, table = value.partition(".")
+    return _glob(name, resource.source_name) and (not table or _glob(table, resource.name))
+
+
+def _method_resource_type(resource: Any, value: str, root: str) -> bool:
+    kind = "source" if hasattr(resource, "source_name") else resource.resource_type
+    return kind == value
+
+
+def _method_package(resource: Any, value: str, root: str) -> bool:
+    return _glob(value, getattr(resource, "package_name", "") or "")
+
+
+METHODS: dict[str, Callable[[Any, str, str], bool]] = {
+    "default": _method_default,
+    "path": _method_path,
+    "tag": _method_tag,
+    "fqn": _method_fqn,
+    "source": _method_source,
+    "resource_type": _method_resource_type,
+    "package": _method_package,
+    "config": lambda resource, value, root: False,  # dispatched below with its key
+}
+
+
+def _matches(criterion: Criterion, resource: Any, root: str) -> bool:
+    if criterion.method.startswith("config."):
+        key = criterion.method.split(".", 1)[1]
+        config = getattr(resource, "config", {})
+        actual = (
+            resource.materialized
+            if key == "materialized" and hasattr(resource, "materialized")
+            else config.get(key)
+        )
+        if isinstance(actual, list):
+            return any(_glob(value, str(v)) for v in actual for value in [criterion.value])
+        return actual is not None and _glob(
+            criterion.value, str(actual).lower() if isinstance(actual, bool) else str(actual)
+        )
+    return METHODS[criterion.method](resource, criterion.value, root)
+
+
+def _evaluate_criterion(criterion: Criterion, graph: Graph, root: str) -> set[str]:
+    matched = {uid for uid in graph if _matches(criterion, graph.resource(uid), root)}
+    selected = set(matched)
+    for uid in matched:
+        if criterion.parents:
+            selected |= graph.ancestors(uid, criterion.parents_depth)
+        if criterion.children or criterion.childrens_parents:
+            selected |= graph.descendants(uid, criterion.children_depth)
+    if criterion.childrens_parents:
+        for uid in list(selected):
+            selected |= graph.ancestors(uid)
+    return selected
+
+
+def evaluate(expression: Expression, graph: Graph) -> set[str]:
+    root = str(graph.manifest.project.root)
+    result: set[str] = set()
+    for group in expression.groups:
+        members = _evaluate_criterion(group[0], graph, root)
+        for criterion in group[1:]:
+            members &= _evaluate_criterion(criterion, graph, root)
+        result |= members
+    return result
+
+
+def select(
+    graph: Graph,
+    select: tuple[str, ...] | list[str] | None = None,
+    exclude: tuple[str, ...] | list[str] | None = None,
+    resource_types: tuple[str, ...] = ("model", "seed"),
+) -> list[str]:
+    """Unique ids picked by --select minus --exclude, restricted to `resource_types`, in DAG order."""
+    chosen = evaluate(parse(" ".join(select)), graph) if select else set(graph)
+    if exclude:
+        chosen -= evaluate(parse(" ".join(exclude)), graph)
+    kinds = set(resource_types)
+    return graph.topological(
+        uid for uid in chosen if getattr(graph.resource(uid), "resource_type", "source") in kinds
+    )

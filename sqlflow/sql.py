@@ -1,0 +1,98 @@
+"""Everything sqlglot: parsing with located errors, ephemeral inlining, table references, transpiling."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+
+from .errors import CompilationError
+
+
+@cache
+def dialect(name: str) -> Dialect:
+    return Dialect.get_or_raise(name)
+
+
+def parse(
+    sql: str, dialect_name: str, *, path: Path | str | None = None, compiled_path: str | None = None
+) -> exp.Query:
+    """Parse one SELECT-like statement; a syntax error names the file and line."""
+    d = dialect(dialect_name)
+    try:
+        statements = [s for s in d.parse(sql) if s is not None]
+    except ParseError as exc:
+        info = exc.errors[0] if exc.errors else {}
+        line = info.get("line")
+        description = info.get("description") or str(exc)
+        near = (info.get("highlight") or "").strip()
+        raise CompilationError(
+            f"SQL syntax error: {description}" + (f" near {near!r}" if near else ""),
+            path=path,
+            line=line,
+            hint=f"line {line} of the compiled SQL in {compiled_path}" if compiled_path and line else None,
+        ) from exc
+    except TokenError as exc:
+        raise CompilationError(f"SQL syntax error: {exc}", path=path) from exc
+    if len(statements) != 1:
+        raise CompilationError(
+            f"a model must be exactly one SELECT statement, found {len(statements)}",
+            path=path,
+            hint="remove the extra statements (and any trailing ';' followed by more SQL)",
+        )
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        raise CompilationError(
+            f"a model must be a SELECT query, found {statement.key.upper()}",
+            path=path,
+            line=1,
+            hint="write the model as a SELECT; sqlflow creates the table or view",
+        )
+    return statement
+
+
+def inline_ctes(query: exp.Query, ctes: list[tuple[str, exp.Query]]) -> exp.Query:
+    """Prepend `ctes` (name, query) to the query's WITH, creating it where there is none.
+
+    Works for plain SELECTs, set operations (UNION, ...) and queries that already have a WITH;
+    the given CTEs come first so the query's own CTEs can use them.
+    """
+    if not ctes:
+        return query
+    query = query.copy()
+    new = [
+        exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
+        for name, body in ctes
+    ]
+    existing = query.args.get("with_")
+    if existing is not None:
+        existing.set("expressions", new + list(existing.expressions))
+    else:
+        query.set("with_", exp.With(expressions=new))
+    return query
+
+
+def referenced_tables(query: exp.Query) -> list[exp.Table]:
+    """Tables read by the query, excluding references to its own CTEs."""
+    cte_names = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    return [
+        table
+        for table in query.find_all(exp.Table)
+        if table.name
+        and not (not table.db and table.name in cte_names)
+        and not isinstance(table.this, exp.Func)
+    ]
+
+
+def generate(query: exp.Expression, dialect_name: str) -> str:
+    return query.sql(dialect=dialect(dialect_name), pretty=True)
+
+
+def body(sql: str) -> str:
+    """A SELECT's text cleaned for embedding: no trailing semicolon; a trailing comment closed."""
+    text = sql.strip().rstrip(";").rstrip()
+    last = text.rsplit("\n", 1)[-1]
+    return text + "\n" if "--" in last else text
