@@ -118,7 +118,7 @@ def _compile_all(session: Session, uids: Sequence[str], compiler: Compiler) -> d
         node = session.manifest.nodes[uid]
         compiled[uid] = compiler.compile(uid)
         if node.resource_type == "model":
-            artifacts.write_compiled(session.manifest, node, compiled[uid].sql)
+            compiler.write_compiled(node, compiled[uid].sql)
     for warning in session.manifest.warnings:
         session.emit("warning", warning, "warning")
     session.manifest.warnings.clear()

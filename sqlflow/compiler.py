@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from . import __version__, sql
+from . import __version__, artifacts, sql
 from .errors import CompilationError, UserError
 from .jinja import RenderContext, base_context, render
 from .manifest import Manifest, _ConfigAccessor, _env_var, make_var, target_context
@@ -78,6 +78,11 @@ class Compiler:
 
     def finish(self) -> None:
         self._checked.save()
+
+    def write_compiled(self, node: Node, text: str) -> None:
+        """Write target/compiled/ for a model, skipping files whose content is unchanged."""
+        digest = artifacts.write_compiled(self.manifest, node, text, self._checked.written(node.original_file_path))
+        self._checked.record_written(node.original_file_path, digest)
 
     def relation_kind(self, relation: Relation) -> str | None:
         return self.existing.get(self.key(relation.schema, relation.identifier))
@@ -215,6 +220,14 @@ class _CheckedSQL:
     @staticmethod
     def _key(text: str, dialect: str) -> str:
         return hashlib.blake2b(f"{dialect}\0{text}".encode(), digest_size=16).hexdigest()
+
+    def written(self, path: str) -> str | None:
+        return self.entries.get(f"written:{path}")  # type: ignore[return-value]
+
+    def record_written(self, path: str, digest: str) -> None:
+        if self.entries.get(f"written:{path}") != digest:
+            self.entries[f"written:{path}"] = digest  # type: ignore[assignment]
+            self.dirty = True
 
     def get(self, text: str, dialect: str) -> list[str] | None:
         return self.entries.get(self._key(text, dialect))

@@ -207,7 +207,12 @@ class MacroLibrary:
         try:
             ast = self.env.parse(source, name=path.name, filename=str(path))
         except jinja2.TemplateSyntaxError as exc:
-            raise CompilationError(f"Jinja syntax error: {exc.message}", path=path, line=exc.lineno) from exc
+            raise CompilationError(
+                f"Jinja syntax error: {exc.message}",
+                path=path,
+                line=exc.lineno,
+                hint="check the {{ }} and {% %} tags near that line",
+            ) from exc
         found = [(m.name, m.lineno) for m in ast.find_all(jn.Macro)]
         for name, line in found:
             if name in self.owner and self.owner[name] != path:
@@ -231,7 +236,8 @@ class RenderContext(dict):
     """A Jinja context whose macros are instantiated on first use, bound to this same context."""
 
     def __init__(self, values: dict[str, Any], macros: MacroLibrary | None) -> None:
-        super().__init__(values)
+        # A shared Jinja context gets no globals: add range, dict, namespace... here.
+        super().__init__({**(macros.env.globals if macros else {}), **values})
         self._macros = macros
         self._modules: dict[Path, Any] = {}
 
@@ -310,8 +316,12 @@ def _interpret(segments: list[Any], context: dict[str, Any]) -> str:
         if isinstance(segment, str):
             parts.append(segment)
         elif segment[0] == "call":
-            _, name, args, kwargs, _line = segment
-            parts.append(str(context[name](*args, **dict(kwargs))))
+            _, name, args, kwargs, line = segment
+            try:
+                parts.append(str(context[name](*args, **dict(kwargs))))
+            except UserError as exc:  # e.g. env_var()/var() undefined: report the call's line
+                exc.location.line = exc.location.line or line
+                raise
         elif segment[0] == "this":
             parts.append(str(context["this"]))
         else:
@@ -326,7 +336,9 @@ def _template_line(tb: TracebackType | None, path: Path) -> int | None:
     filename = str(path)
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
+            # tb_lineno is a line of the generated Python; map it back to the template's line.
+            template = tb.tb_frame.f_globals.get("__jinja_template__")
+            line = template.get_corresponding_lineno(tb.tb_lineno) if template else tb.tb_lineno
         tb = tb.tb_next
     return line
 

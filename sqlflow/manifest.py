@@ -229,7 +229,8 @@ class _Loader:
         program, loaded = cached if cached else (None, None)
         if program is None:
             program = parse_program(self.env, raw, path, self.macros.names)
-        folder_config = _folder_config(project.settings.get("models"), project.name, folders)
+        # dbt matches settings config by fqn: folders, then the model's own name.
+        folder_config = _folder_config(project.settings.get("models"), project.name, [*folders, path.stem])
         entry, patch_path = properties["models"].get(path.stem, ({}, None))
         config = merge_config(folder_config, dict(entry.get("config") or {}))
         refs, sources = list(program.refs), list(program.sources)
@@ -272,7 +273,7 @@ class _Loader:
         folders = list(path.relative_to(base).parent.parts)
         entry, patch_path = properties["seeds"].get(path.stem, ({}, None))
         config = merge_config(
-            _folder_config(project.settings.get("seeds"), project.name, folders),
+            _folder_config(project.settings.get("seeds"), project.name, [*folders, path.stem]),
             dict(entry.get("config") or {}),
         )
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -442,7 +443,7 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
 
 
 def _folder_config(tree: Any, project_name: str, folders: list[str]) -> dict[str, Any]:
-    """Config from the settings file's nested `models:` / `seeds:` block for a file's folders."""
+    """Config from the settings file's nested `models:` / `seeds:` block along a node's folders and name."""
     if not isinstance(tree, dict):
         return {}
     config = _own_config(tree)

@@ -7,10 +7,12 @@ and none mutates another stage's output.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 # Config keys whose values accumulate across levels (folder < YAML < file) instead of replacing.
 ADDITIVE_CONFIG_KEYS = ("tags",)
@@ -33,10 +35,16 @@ class Relation:
         )
 
     def sql(self, dialect: str) -> str:
-        return self.table().sql(dialect=dialect)
+        return _render_relation(self, dialect)
 
     def with_identifier(self, identifier: str) -> Relation:
         return Relation(self.database, self.schema, identifier)
+
+
+@lru_cache(maxsize=65536)
+def _render_relation(relation: Relation, dialect: str) -> str:
+    # Rendering is on the hot path (every ref of every model); a Dialect per call is costly.
+    return relation.table().sql(dialect=Dialect.get_or_raise(dialect))
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,8 @@ def render_yaml_values(data: Any, context: dict[str, Any], path: Path, key: Any 
     if isinstance(data, str) and ("{{" in data or "{%" in data):
         try:
             rendered = _YAML_ENV.from_string(data).render(context)
-        except UserError:
+        except UserError as exc:  # e.g. env_var() without default: name the file
+            exc.location.path = exc.location.path or path
             raise
         except jinja2.TemplateError as exc:
             raise UserError(f"cannot render {key!r}: {exc}", path=path) from exc
@@ -264,6 +265,8 @@ def load_project(
     project_vars = dict(raw.get("vars") or {})
     context = {"env_var": make_env_var(secrets), "var": _make_var({**project_vars, **cli_vars})}
     settings = render_yaml_values(raw, context, settings_path)
+    # Vars are used rendered (`region: "{{ env_var('REGION', 'eu') }}"`), as in dbt.
+    project_vars = dict(settings.get("vars") or {})
     name = settings.get("name")
     if not name or not isinstance(name, str):
         raise UserError(
