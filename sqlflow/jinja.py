@@ -13,6 +13,7 @@ knows neither: the caller passes the functions.
 
 from __future__ import annotations
 
+import ast as pyast
 import datetime
 import itertools
 import json
@@ -112,6 +113,119 @@ def parse_program(
     if segments is None:
         program.code = env.compile(ast, name=path.name, filename=str(path))
     return program
+
+
+# --------------------------------------------------------------------------- the fast scanner
+
+_TAG = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+_LITERAL_TYPES = (str, int, float, bool, type(None))
+
+
+def scan_simple_template(source: str) -> tuple[list[Any], list[RefCall], list[SourceCall], dict[str, Any]] | None:
+    """The program of a template in the simple subset, without Jinja's parser; None otherwise.
+
+    The subset: text, `{{ this }}`, `{{ ref|source|config|var|env_var(<literals>) }}` and
+    `{% if is_incremental() %}…{% else %}…{% endif %}`. Anything else (comments, whitespace
+    control, other tags or expressions) returns None and goes through Jinja, which gives the
+    same result for the subset (tests/test_jinja_fast_path.py checks that).
+    """
+    if "{#" in source or "-%}" in source or "{%-" in source or "{{-" in source or "-}}" in source:
+        return None
+    lines = _NEWLINES.split(source)
+    if lines[-1] == "":
+        lines.pop()  # Jinja drops one trailing newline (keep_trailing_newline=False)
+    text = "\n".join(lines)
+    refs: list[RefCall] = []
+    sources: list[SourceCall] = []
+    config: dict[str, Any] = {}
+    stack: list[list[Any]] = [[]]  # segment lists being filled; if-blocks push two
+    branches: list[tuple[list[Any], list[Any]]] = []
+    position = 0
+    for match in _TAG.finditer(text):
+        if match.start() > position:
+            stack[-1].append(text[position : match.start()])
+        position = match.end()
+        line = text.count("\n", 0, match.start()) + 1
+        expression, statement = match.group(1), match.group(2)
+        if expression is not None:
+            segment = _scan_expression(expression.strip(), line)
+            if segment is None:
+                return None
+            stack[-1].append(segment)
+            if segment[0] == "call":
+                _, name, args, kwargs, _ = segment
+                if name == "ref" and 1 <= len(args) <= 2 and not kwargs:
+                    refs.append(RefCall(str(args[-1]), line, args[0] if len(args) == 2 else None))
+                elif name == "source" and len(args) == 2 and not kwargs:
+                    sources.append(SourceCall(str(args[0]), str(args[1]), line))
+                elif name == "config" and not args:
+                    config.update(dict(kwargs))
+                elif name in ("ref", "source", "config"):
+                    return None
+            continue
+        words = statement.split()
+        if words == ["if", "is_incremental()"]:
+            then: list[Any] = []
+            otherwise: list[Any] = []
+            stack[-1].append(("if_incremental", then, otherwise))
+            branches.append((then, otherwise))
+            stack.append(then)
+        elif words == ["else"] and branches and stack[-1] is branches[-1][0]:
+            stack[-1] = branches[-1][1]
+        elif words == ["endif"] and branches:
+            stack.pop()
+            branches.pop()
+        else:
+            return None
+    if branches:
+        return None
+    if position < len(text):
+        stack[-1].append(text[position:])
+    return stack[0], refs, sources, config
+
+
+def _scan_expression(expression: str, line: int) -> Any:
+    if expression == "this":
+        return ("this",)
+    name, _, rest = expression.partition("(")
+    if name.strip() not in STATIC_CALLS or not rest.endswith(")"):
+        return None
+    try:
+        call = pyast.parse(expression, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, pyast.Call) or not isinstance(call.func, pyast.Name):
+        return None
+    try:
+        args = tuple(_literal(a) for a in call.args)
+        kwargs = tuple((k.arg, _literal(k.value)) for k in call.keywords if k.arg is not None)
+    except ValueError:
+        return None
+    if len(kwargs) != len(call.keywords):
+        return None
+    return ("call", call.func.id, args, kwargs, line)
+
+
+def _literal(node: pyast.expr) -> Any:
+    """A Python literal that means the same in Jinja: strings, numbers, booleans, lists, dicts."""
+    if isinstance(node, pyast.Starred):
+        raise ValueError("starred")
+    value = pyast.literal_eval(node)
+    _check_literal(value)
+    return value
+
+
+def _check_literal(value: Any) -> None:
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_literal(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_literal(key)
+            _check_literal(item)
+    elif not isinstance(value, _LITERAL_TYPES):
+        raise ValueError(type(value).__name__)
 
 
 def _static_calls(ast: jn.Template) -> tuple[list[RefCall], list[SourceCall], dict[str, Any], bool]:

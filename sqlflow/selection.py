@@ -118,6 +118,7 @@ class _Parser:
         token = self.take()
         at = parents = False
         parents_depth = None
+        operator_token = token
         if token is not None and token.kind == "AT":
             at = True
             token = self.take()
@@ -127,14 +128,11 @@ class _Parser:
             parents, parents_depth = True, token.depth
             token = self.take()
         if token is None or token.kind != "WORD":
-            bad = token if token is not None else None
-            what = f"unexpected {bad.text.strip() or 'space'!r}" if bad else "the selector ends too early"
-            raise self.error(
-                bad,
-                f"{what}: expected a name after '{'@' if at else '+'}'"
-                if (at or parents)
-                else f"{what}: expected a name",
-            )
+            operator = "@" if at else "+" if parents else None
+            if operator and (token is None or token.kind == "SPACE"):
+                raise self.error(operator_token, f"dangling {operator!r}: expected a name right after it")
+            what = f"unexpected {token.text.strip() or 'space'!r}" if token else "the selector ends too early"
+            raise self.error(token, f"{what}: expected a name")
         method, value = _split_method(token, self)
         children, children_depth = False, None
         after = self.peek()
