@@ -81,7 +81,9 @@ class Compiler:
 
     def write_compiled(self, node: Node, text: str) -> None:
         """Write target/compiled/ for a model, skipping files whose content is unchanged."""
-        digest = artifacts.write_compiled(self.manifest, node, text, self._checked.written(node.original_file_path))
+        digest = artifacts.write_compiled(
+            self.manifest, node, text, self._checked.written(node.original_file_path)
+        )
         self._checked.record_written(node.original_file_path, digest)
 
     def relation_kind(self, relation: Relation) -> str | None:
@@ -98,11 +100,15 @@ class Compiler:
     def _compile_model(self, node: Node) -> CompiledNode:
         ephemeral_refs: list[str] = []
         rendered = self._render(node, ephemeral_refs)
-        compiled_path = f"target/compiled/{self.project.name}/{node.original_file_path}"
+        compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
         needs_ast = bool(ephemeral_refs) or node.is_ephemeral or self.dialect != self.target_dialect
         cached_tables = None if needs_ast else self._checked.get(rendered, self.dialect)
         if cached_tables is None:
-            query = sql.parse(rendered, self.dialect, path=node.path, compiled_path=compiled_path)
+            try:
+                query = sql.parse(rendered, self.dialect, path=node.path, compiled_path=compiled_path)
+            except CompilationError:
+                self.write_compiled(node, rendered)  # the error's hint names this file
+                raise
             self._queries[node.unique_id] = query
             tables = [t.name for t in sql.referenced_tables(query) if not t.db]
             self._checked.put(rendered, self.dialect, tables)

@@ -19,7 +19,12 @@ class Location:
     def __str__(self) -> str:
         if self.path is None:
             return ""
-        return f"{self.path}:{self.line}" if self.line else str(self.path)
+        path = Path(self.path)
+        try:
+            path = path.resolve().relative_to(Path.cwd())  # as the user typed it, where possible
+        except (ValueError, OSError):
+            pass
+        return f"{path}:{self.line}" if self.line else str(path)
 
 
 class UserError(Exception):

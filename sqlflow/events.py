@@ -99,7 +99,8 @@ class ConsoleReporter:
             elif event.message:
                 style = {"warning": "yellow", "error": "red"}.get(event.level, "")
                 text = escape(self.mask(event.message))
-                target = self.errors if event.level == "error" else self.console
+                # Warnings and errors go to stderr so that stdout stays parseable (ls --output json).
+                target = self.errors if event.level in ("error", "warning") else self.console
                 target.print(f"[{style}]{text}[/]" if style else text)
 
     def _on_run_started(self, event: Event) -> None:

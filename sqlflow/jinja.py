@@ -122,7 +122,9 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _LITERAL_TYPES = (str, int, float, bool, type(None))
 
 
-def scan_simple_template(source: str) -> tuple[list[Any], list[RefCall], list[SourceCall], dict[str, Any]] | None:
+def scan_simple_template(
+    source: str,
+) -> tuple[list[Any], list[RefCall], list[SourceCall], dict[str, Any]] | None:
     """The program of a template in the simple subset, without Jinja's parser; None otherwise.
 
     The subset: text, `{{ this }}`, `{{ ref|source|config|var|env_var(<literals>) }}` and
@@ -373,7 +375,10 @@ class RenderContext(dict):
         return wrapped
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.get(key, default)
+        try:
+            return self[key]  # goes through __missing__, so macros are found too
+        except KeyError:
+            return default
 
 
 def _returning(macro: Callable[..., Any]) -> Callable[..., Any]:

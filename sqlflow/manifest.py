@@ -238,7 +238,7 @@ class _Loader:
         if program.needs_load_render:
             if loaded is None:
                 loaded = self._load_render(program, path.stem, config)
-            loaded_refs, loaded_sources, loaded_config = loaded
+            loaded_refs, loaded_sources, loaded_config, _ = loaded
             refs = list(dict.fromkeys([*refs, *loaded_refs]))
             sources = list(dict.fromkeys([*sources, *loaded_sources]))
             file_config.update(loaded_config)
@@ -298,6 +298,7 @@ class _Loader:
         refs: list[RefCall] = []
         sources: list[SourceCall] = []
         recorded: dict[str, Any] = {}
+        env_reads: dict[str, str | None] = {}
 
         def ref(*args: str, **_: Any) -> str:
             refs.append(RefCall(name=str(args[-1]), package=args[0] if len(args) > 1 else None))
@@ -314,7 +315,15 @@ class _Loader:
             return ""
 
         values = self._context(execute=False)
+        read_env = values["env_var"]
+
+        def env_var(name: str, default: Any = None) -> Any:
+            # What a load render read from the environment decides whether its cache entry holds.
+            env_reads[name] = os.environ.get(name)
+            return read_env(name, default)
+
         values.update(
+            env_var=env_var,
             ref=ref,
             source=source,
             config=_ConfigAccessor(config_fn, {**config, **recorded}),
@@ -323,7 +332,7 @@ class _Loader:
             model={"name": name, "config": config},
         )
         render(program, self.env, RenderContext(values, self.macros))
-        return refs, sources, recorded
+        return refs, sources, recorded, env_reads
 
     def _context(self, *, execute: bool) -> dict[str, Any]:
         project = self.project
@@ -463,6 +472,7 @@ def _own_config(level: dict[str, Any]) -> dict[str, Any]:
     # `+key` is always config; a plain key is config unless it holds a nested folder block.
     own = {}
     for key, value in level.items():
+        key = str(key)  # YAML reads `on:`, `off:`, `yes:` as booleans
         if key.startswith("+"):
             own[key[1:]] = value
         elif not isinstance(value, dict) or key in ("meta", "docs", "persist_docs", "contract", "grants"):
@@ -605,8 +615,11 @@ class _ParseCache:
             program: Program = hit[1]
             if hit[3] is not None:
                 program.code = marshal.loads(hit[3])
+            loaded = hit[2]
+            if loaded is not None and any(os.environ.get(k) != v for k, v in loaded[3].items()):
+                loaded = None  # an environment variable it read has changed: render again
             self.fresh[str(path)] = hit
-            return program, hit[2]
+            return program, loaded
         return None
 
     def remember(self, path: Path, text: str, macro_names: set[str], program: Program, loaded: Any) -> None:
