@@ -7,6 +7,7 @@ run time are not exceptions: they are results (see `runner.NodeResult`) and make
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,8 @@ class Location:
         if self.path is None:
             return ""
         path = Path(self.path)
-        try:
+        with contextlib.suppress(ValueError, OSError):
             path = path.resolve().relative_to(Path.cwd())  # as the user typed it, where possible
-        except (ValueError, OSError):
-            pass
         return f"{path}:{self.line}" if self.line else str(path)
 
 
