@@ -163,6 +163,12 @@ def run(
     manifest = session.manifest
     started = time.perf_counter()
     uids = selection.select(session.graph, select, exclude, tuple(resource_types))
+    if select and not uids:
+        session.emit(
+            "warning",
+            f"nothing to do: --select {' '.join(select)} matches no {' or '.join(resource_types)}",
+            "warning",
+        )
     executable = [u for u in uids if not manifest.nodes[u].is_ephemeral]
     compiler = _compiler(session, full_refresh=full_refresh)
     compiled = _compile_all(session, uids, compiler)

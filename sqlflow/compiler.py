@@ -111,7 +111,8 @@ class Compiler:
                 raise
             self._queries[node.unique_id] = query
             tables = [t.name for t in sql.referenced_tables(query) if not t.db]
-            self._checked.put(rendered, self.dialect, tables)
+            # Stored in target/: a table named by a secret (env_var) must not be written in clear.
+            self._checked.put(rendered, self.dialect, [self.project.secrets.mask(t) for t in tables])
         else:
             tables = cached_tables
         self._warn_bare_tables(node, tables)

@@ -26,7 +26,7 @@ from . import __version__
 from .errors import CompilationError, UserError
 from .jinja import MacroLibrary, Program, RenderContext, base_context, make_environment, parse_program, render
 from .nodes import Column, Macro, Node, RefCall, Relation, Source, SourceCall, merge_config
-from .project import Project, iter_files, line_of, load_yaml, make_env_var
+from .project import SECRET_ENV_MARKERS, Project, iter_files, line_of, load_yaml, make_env_var
 
 PROPERTIES_SUFFIXES = (".yml", ".yaml")
 KNOWN_RESOURCE_KEYS = {
@@ -243,8 +243,17 @@ class _Loader:
             sources = list(dict.fromkeys([*sources, *loaded_sources]))
             file_config.update(loaded_config)
         if self.cache:
+            # A load render that read a secret env var is not cached: the pickle would hold the value
+            # in clear, and a cache hit would skip env_var(), leaving the value unknown to the mask.
+            reads_secret = loaded is not None and any(
+                marker in name.upper() for name in loaded[3] for marker in SECRET_ENV_MARKERS
+            )
             self.cache.remember(
-                path, raw, self.macros.names, program, loaded if program.needs_load_render else None
+                path,
+                raw,
+                self.macros.names,
+                program,
+                loaded if program.needs_load_render and not reads_secret else None,
             )
         config = merge_config(config, file_config)
         _check_config(config, path)

@@ -91,8 +91,13 @@ class Project:
 def make_project(tmp_path: Path) -> Callable[..., Project]:
     """make_project({"models/a.sql": "select 1 as x"}, settings=..., profiles=...) -> Project."""
 
-    def make(files: dict[str, str] | None = None, *, settings: str = DEFAULT_SETTINGS,
-             profiles: str = DEFAULT_PROFILES, name: str = "proj") -> Project:
+    def make(
+        files: dict[str, str] | None = None,
+        *,
+        settings: str = DEFAULT_SETTINGS,
+        profiles: str = DEFAULT_PROFILES,
+        name: str = "proj",
+    ) -> Project:
         project = Project(tmp_path / name)
         project.root.mkdir(parents=True, exist_ok=True)
         project.write("sqlflow.yml", settings)
