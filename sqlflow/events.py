@@ -135,11 +135,8 @@ class ConsoleReporter:
         counts = event.data.get("counts", {})
         parts = [f"{STATUS_WORD.get(k, k)}={v}" for k, v in counts.items() if v]
         style = "red" if event.level == "error" else "green"
-        self.console.print(
-            f"[{style}]{escape(self.mask(event.message))}[/] "
-            + " ".join(parts)
-            + f" in {event.data.get('elapsed', 0):.2f}s"
-        )
+        summary = " ".join([f"[{style}]{escape(self.mask(event.message))}[/]", *parts])
+        self.console.print(f"{summary} in {event.data.get('elapsed', 0):.2f}s")
 
 
 class JsonReporter:

@@ -586,6 +586,7 @@ class _ParseCache:
     """Per-file parse results in target/, keyed by content and everything a parse depends on."""
 
     FILE = "sqlflow_parse_cache.pickle"
+    FORMAT = 2  # bump when the shape of an entry changes
 
     def __init__(self, project: Project) -> None:
         self.path = project.target_path / self.FILE
@@ -593,6 +594,7 @@ class _ParseCache:
         self.context_key = _digest(
             json.dumps(
                 [
+                    self.FORMAT,
                     __version__,
                     sys.version,
                     project.vars,
