@@ -5,9 +5,12 @@ Exit codes: 0 success, 1 a model failed, 2 a project/config/command-line error, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -143,14 +146,36 @@ def main() -> None:
 
 def _run_command(kind: str):
     def command(select, exclude, full_refresh, fail_fast, **options):
-        with _session(options) as session:
+        with _session(options) as session, _cancel_on_sigint() as cancel:
             function = {"run": commands.run, "seed": commands.seed, "build": commands.build}[kind]
-            outcome = function(session, select, exclude, full_refresh=full_refresh, fail_fast=fail_fast)
+            outcome = function(
+                session, select, exclude, full_refresh=full_refresh, fail_fast=fail_fast, cancel=cancel
+            )
         if outcome.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if outcome.failed else EXIT_OK
 
     return command
+
+
+@contextlib.contextmanager
+def _cancel_on_sigint():
+    """The first Ctrl-C asks the run to stop (an event, not an exception); a second one forces it."""
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+
+    def handle(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 for _kind, _help in (

@@ -158,6 +158,7 @@ def run(
     full_refresh: bool = False,
     fail_fast: bool = False,
     command: str = "run",
+    cancel: threading.Event | None = None,
 ) -> RunOutcome:
     """Build the selected nodes in dependency order, in parallel where the DAG allows."""
     manifest = session.manifest
@@ -203,6 +204,7 @@ def run(
         fail_fast=fail_fast,
         on_skip=skipped,
         on_interrupt=adapter.cancel,
+        cancel=cancel,
     )
     outcome.elapsed = time.perf_counter() - started
     args = {

@@ -9,10 +9,11 @@ cancelled, and the results gathered so far are returned with `interrupted` set.
 from __future__ import annotations
 
 import heapq
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -60,65 +61,100 @@ def run_dag(
     fail_fast: bool = False,
     on_skip: Callable[[NodeResult], None] | None = None,
     on_interrupt: Callable[[], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> RunOutcome:
-    """Run `work` for every node of `plan` (edges parent -> child) in dependency order."""
+    """Run `work` for every node of `plan` (edges parent -> child) in dependency order.
+
+    Stops starting nodes when `cancel` is set or on KeyboardInterrupt; then `on_interrupt` is
+    called until every node in flight has returned (a cancel can land between two statements
+    and be lost, so it is repeated).
+    """
     started = time.perf_counter()
+    cancel = cancel or threading.Event()
     remaining = {uid: plan.in_degree(uid) for uid in plan}
     priority = _critical_path_lengths(plan)
     order = {uid: i for i, uid in enumerate(nx.lexicographical_topological_sort(plan))}
-    ready: list[tuple[int, int, str]] = []
-    for uid, count in remaining.items():
-        if count == 0:
-            heapq.heappush(ready, (-priority[uid], order[uid], uid))
+    ready = [(-priority[uid], order[uid], uid) for uid, count in remaining.items() if count == 0]
+    heapq.heapify(ready)
     results: dict[str, NodeResult] = {}
-    running: dict[Future[NodeResult], str] = {}
-    stop = threading.Event()
-    interrupted = False
+    # Maintained by the workers themselves, so an interrupt anywhere in this loop (even inside
+    # pool.submit) cannot lose track of a node that is running.
+    lock = threading.Lock()
+    in_flight: set[str] = set()
+    finished: queue.SimpleQueue[NodeResult] = queue.SimpleQueue()
+    submitted = reported = 0
+    interrupted = stopped = False
 
-    def skip_descendants(uid: str, reason: str) -> None:
-        for child in nx.descendants(plan, uid):
-            if child not in results:
-                results[child] = NodeResult(child, "skipped", reason)
-                if on_skip:
-                    on_skip(results[child])
-
-    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="sqlflow") as pool:
+    def tracked(uid: str) -> None:
+        with lock:
+            in_flight.add(uid)
         try:
-            while ready or running:
-                while ready and len(running) < threads and not stop.is_set():
+            if cancel.is_set():
+                result = NodeResult(uid, "skipped", "not started: the run was interrupted")
+            else:
+                result = work(uid)
+        except Exception as exc:  # a node's failure is a result, never a crash
+            result = NodeResult(uid, "error", f"{type(exc).__name__}: {exc}")
+        with lock:
+            in_flight.discard(uid)
+        finished.put(result)
+
+    def collect(timeout: float) -> bool:
+        nonlocal reported
+        try:
+            result = finished.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        reported += 1
+        record(result)
+        return True
+
+    def record(result: NodeResult) -> None:
+        nonlocal stopped
+        results[result.unique_id] = result
+        if result.failed:
+            for child in nx.descendants(plan, result.unique_id):
+                if child not in results:
+                    results[child] = NodeResult(
+                        child, "skipped", f"skipped: upstream {result.unique_id} failed"
+                    )
+                    if on_skip:
+                        on_skip(results[child])
+            stopped = stopped or fail_fast
+        for child in plan.successors(result.unique_id):
+            remaining[child] -= 1
+            if remaining[child] == 0 and child not in results:
+                heapq.heappush(ready, (-priority[child], order[child], child))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="sqlflow")
+    try:
+        try:
+            while not cancel.is_set():
+                while ready and submitted - len(results) < threads and not stopped:
                     _, _, uid = heapq.heappop(ready)
-                    if uid in results:  # skipped meanwhile
-                        continue
-                    running[pool.submit(work, uid)] = uid
-                if not running:
+                    if uid not in results:
+                        submitted += 1
+                        pool.submit(tracked, uid)
+                if submitted == reported:
                     break
-                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    uid = running.pop(future)
-                    result = future.result()
-                    results[uid] = result
-                    if result.failed:
-                        skip_descendants(uid, f"skipped: upstream {uid} failed")
-                        if fail_fast:
-                            stop.set()
-                    for child in plan.successors(uid):
-                        remaining[child] -= 1
-                        if remaining[child] == 0 and child not in results:
-                            heapq.heappush(ready, (-priority[child], order[child], child))
-                if stop.is_set() and not running:
-                    break
+                collect(timeout=0.2)
         except KeyboardInterrupt:
+            cancel.set()
+        if cancel.is_set():
             interrupted = True
-            stop.set()
-            if on_interrupt:
-                on_interrupt()
-            for future, uid in list(running.items()):
-                try:
-                    results[uid] = future.result()
-                except Exception as exc:
-                    results[uid] = NodeResult(uid, "error", f"cancelled: {exc}")
+            while True:
+                if on_interrupt:
+                    on_interrupt()
+                if not collect(timeout=0.2):
+                    with lock:
+                        if not in_flight and finished.empty():
+                            break
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    while collect(timeout=0):
+        pass
     for uid in plan:
-        if uid not in results and (stop.is_set() or interrupted):
+        if uid not in results and (stopped or interrupted):
             reason = "not started: the run was interrupted" if interrupted else "skipped: --fail-fast"
             results[uid] = NodeResult(uid, "skipped", reason)
             if on_skip:
