@@ -39,16 +39,16 @@ def compiled_path(manifest: Manifest, node: Node) -> Path:
     return manifest.project.target_path / "compiled" / manifest.project.name / node.original_file_path
 
 
-def write_compiled(manifest: Manifest, node: Node, sql: str, previous: str | None = None) -> str:
-    """Write a model's compiled SQL unless `previous` (its last digest) shows it unchanged."""
+def compiled_file(manifest: Manifest, node: Node, sql: str) -> tuple[Path, str, str]:
+    """Where a model's compiled SQL goes, its masked text, and that text's digest."""
     text = manifest.project.secrets.mask(sql.rstrip() + "\n")
-    digest = _sha(text)
-    path = compiled_path(manifest, node)
-    if digest != previous or not path.exists():
-        # Derived output, rewritten on every compile: a plain write is enough here.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return digest
+    return compiled_path(manifest, node), text, _sha(text)
+
+
+def write_plain(path: Path, text: str) -> None:
+    # Derived output, rewritten on every compile: a plain write is enough here.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def _metadata(manifest: Manifest, schema: str) -> dict[str, Any]:

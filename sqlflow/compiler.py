@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ class Compiler:
             execute=True,
         )
         self._checked = _CheckedSQL(self.project.target_path)
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: list[Future[None]] = []
 
     # ------------------------------------------------------------------ public
 
@@ -77,13 +80,27 @@ class Compiler:
         return compiled
 
     def finish(self) -> None:
+        """Wait for the compiled files to be written and save the cache."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+            for write in self._writes:
+                write.result()  # re-raise a failed write here
+            self._writes.clear()
         self._checked.save()
 
     def write_compiled(self, node: Node, text: str) -> None:
-        """Write target/compiled/ for a model, skipping files whose content is unchanged."""
-        digest = artifacts.write_compiled(
-            self.manifest, node, text, self._checked.written(node.original_file_path)
-        )
+        """Write target/compiled/ for a model, skipping files whose content is unchanged.
+
+        Writes go to a small thread pool: creating thousands of files is slow on some disks
+        and would otherwise stall compiling, which only needs the CPU.
+        """
+        path, content, digest = artifacts.compiled_file(self.manifest, node, text)
+        if digest == self._checked.written(node.original_file_path) and path.exists():
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlflow-write")
+        self._writes.append(self._writer.submit(artifacts.write_plain, path, content))
         self._checked.record_written(node.original_file_path, digest)
 
     def relation_kind(self, relation: Relation) -> str | None:
@@ -103,13 +120,18 @@ class Compiler:
         compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
         needs_ast = bool(ephemeral_refs) or node.is_ephemeral or self.dialect != self.target_dialect
         cached_tables = None if needs_ast else self._checked.get(rendered, self.dialect)
+        query = None
         if cached_tables is None:
             try:
                 query = sql.parse(rendered, self.dialect, path=node.path, compiled_path=compiled_path)
             except CompilationError:
                 self.write_compiled(node, rendered)  # the error's hint names this file
+                self.finish()
                 raise
-            self._queries[node.unique_id] = query
+            if node.is_ephemeral:
+                # Kept for inlining. Other ASTs are dropped: thousands of live trees make every
+                # garbage collection pass slower, and compiling turned quadratic.
+                self._queries[node.unique_id] = query
             tables = [t.name for t in sql.referenced_tables(query) if not t.db]
             # Stored in target/: a table named by a secret (env_var) must not be written in clear.
             self._checked.put(rendered, self.dialect, [self.project.secrets.mask(t) for t in tables])
@@ -118,7 +140,7 @@ class Compiler:
         self._warn_bare_tables(node, tables)
         if not needs_ast:
             return CompiledNode(node, sql.body(rendered), self.is_incremental(node))
-        query = self._queries[node.unique_id]
+        assert query is not None
         order = self._ephemeral_order(ephemeral_refs)
         ctes = [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
         query = sql.inline_ctes(query, ctes)

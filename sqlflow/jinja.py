@@ -85,6 +85,10 @@ class Program:
 def parse_program(
     env: jinja2.Environment, source: str, path: Path, macro_names: Iterable[str] = ()
 ) -> Program:
+    fast = scan_simple_template(source)
+    if fast is not None:
+        segments, refs, sources, config = fast
+        return Program(path, source, segments, refs, sources, config, needs_load_render=False)
     try:
         ast = env.parse(source, name=path.name, filename=str(path))
     except jinja2.TemplateSyntaxError as exc:

@@ -147,3 +147,13 @@ def test_scanner_agrees_with_jinja_on_a_generated_project(tmp_path: Path) -> Non
         accepted += scan_simple_template(source) is not None
         _assert_same_as_jinja(source)
     assert accepted == 300
+
+
+def test_simple_models_do_not_go_through_jinjas_parser(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("Jinja's parser was used for a template the scanner accepts")
+
+    env = make_environment()
+    monkeypatch.setattr(env, "parse", refuse)
+    program = parse_program(env, "select * from {{ ref('a') }}", Path("m.sql"))
+    assert [r.name for r in program.refs] == ["a"]
