@@ -126,9 +126,18 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _LITERAL_TYPES = (str, int, float, bool, type(None))
 
 
-def scan_simple_template(
-    source: str,
-) -> tuple[list[Any], list[RefCall], list[SourceCall], dict[str, Any]] | None:
+Scanned = tuple[list[Any], list[RefCall], list[SourceCall], dict[str, Any]]
+
+
+def scan_simple_template(source: str) -> Scanned | None:
+    """The program of a simple template (see `_scan`), or None for anything else."""
+    try:
+        return _scan(source)
+    except _NotSimple:
+        return None
+
+
+def _scan(source: str) -> Scanned | None:
     """The program of a template in the simple subset, without Jinja's parser; None otherwise.
 
     The subset: text, `{{ this }}`, `{{ ref|source|config|var|env_var(<literals>) }}` and
@@ -150,7 +159,7 @@ def scan_simple_template(
     position = 0
     for match in _TAG.finditer(text):
         if match.start() > position:
-            stack[-1].append(text[position : match.start()])
+            stack[-1].append(_plain_text(text[position : match.start()]))
         position = match.end()
         line = text.count("\n", 0, match.start()) + 1
         expression, statement = match.group(1), match.group(2)
@@ -187,8 +196,19 @@ def scan_simple_template(
     if branches:
         return None
     if position < len(text):
-        stack[-1].append(text[position:])
+        stack[-1].append(_plain_text(text[position:]))
     return stack[0], refs, sources, config
+
+
+class _NotSimple(Exception):  # control flow inside the scanner
+    pass
+
+
+def _plain_text(text: str) -> str:
+    # An opening delimiter left in the text is an unclosed tag: Jinja must report it.
+    if "{{" in text or "{%" in text or "{#" in text:
+        raise _NotSimple
+    return text
 
 
 def _scan_expression(expression: str, line: int) -> Any:
