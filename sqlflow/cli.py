@@ -65,8 +65,30 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+class _ManyValues(click.Option):
+    """An option that takes every following word up to the next option, as dbt's `-s a b`."""
+
+    def add_to_parser(self, parser, ctx):
+        result = super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is None:
+                continue
+            process = option.process
+
+            def greedy(value, state, process=process):
+                process(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    process(state.rargs.pop(0), state)
+
+            option.process = greedy
+        return result
+
+
 def _selection(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--exclude", multiple=True, help="Selector of nodes to leave out.")(func)
+    func = click.option("--exclude", multiple=True, cls=_ManyValues, help="Selectors of nodes to leave out.")(
+        func
+    )
     return click.option(
         "--select",
         "-s",
@@ -74,7 +96,8 @@ def _selection(func: Callable[..., Any]) -> Callable[..., Any]:
         "-m",
         "select",
         multiple=True,
-        help="Selector: name, +name, name+, +name+, tag:x, path:..., ...",
+        cls=_ManyValues,
+        help="Selectors: name, +name, name+, +name+, tag:x, path:..., ...; several may follow.",
     )(func)
 
 

@@ -304,10 +304,6 @@ def test_ls_output_json(project):
     }
 
 
-@pytest.mark.xfail(
-    reason="dbt accepts several values after one --select (dbt ls -s a b); sqlflow needs -s 'a b'",
-    strict=True,
-)
 def test_select_takes_several_values_like_dbt(project):
     result = project.cli("ls", "-s", "numbers", "people", "-o", "name")
     assert result.exit_code == 0, result.output
