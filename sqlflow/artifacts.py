@@ -85,7 +85,7 @@ def node_json(manifest: Manifest, node: Node, compiled_sql: str | None = None) -
         "resource_type": node.resource_type,
         "name": node.name,
         "package_name": node.package_name,
-        "path": node.original_file_path.split("/", 1)[-1],
+        "path": _path_in_resource_folder(manifest, node),
         "original_file_path": node.original_file_path,
         "fqn": node.fqn,
         "language": "sql",
@@ -201,3 +201,13 @@ def write_run_results(manifest: Manifest, outcome: RunOutcome, args: dict[str, A
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _path_in_resource_folder(manifest: Manifest, node: Node) -> str:
+    """dbt's `path`: relative to the model (or seed) folder the file is in."""
+    project = manifest.project
+    folders = project.seed_paths if node.resource_type == "seed" else project.model_paths
+    for folder in folders:
+        if node.path.is_relative_to(folder):
+            return node.path.relative_to(folder).as_posix()
+    return node.original_file_path

@@ -290,7 +290,7 @@ def ls_command(select, exclude, resource_types, output, **options):
 def show(select, exclude, limit, **options):
     """Preview the rows of one model without building it."""
     with _session(options) as session:
-        columns, rows = commands.show(session, select, limit)
+        columns, rows = commands.show(session, select, limit, exclude)
     if options["log_format"] == "json":
         click.echo(json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=str))
         return

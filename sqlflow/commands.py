@@ -311,9 +311,11 @@ def _emit_summary(session: Session, outcome: RunOutcome) -> None:
 # --------------------------------------------------------------------------- show / debug / clean
 
 
-def show(session: Session, select: Sequence[str], limit: int = 10) -> tuple[list[str], list[tuple[Any, ...]]]:
+def show(
+    session: Session, select: Sequence[str], limit: int = 10, exclude: Sequence[str] = ()
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Preview the rows a model returns (its compiled SELECT, limited), without building it."""
-    uids = selection.select(session.graph, select, (), ("model", "seed"))
+    uids = selection.select(session.graph, select, exclude, ("model", "seed"))
     if len(uids) != 1:
         raise UserError(
             f"--select must pick exactly one model for show; it picked {len(uids)}",
@@ -331,7 +333,7 @@ def show(session: Session, select: Sequence[str], limit: int = 10) -> tuple[list
     try:
         result = session.adapter.execute(query, fetch=True)
     except WarehouseError as exc:
-        raise UserError(f"{node.name}: {exc}", path=node.path) from exc
+        raise UserError(session.project.secrets.mask(f"{node.name}: {exc}"), path=node.path) from exc
     return result.columns, result.rows
 
 

@@ -184,6 +184,14 @@ class Compiler:
             target = self.by_name.get(name)
             if target is None:
                 raise UserError(f"{node.name} refs {name!r}, which does not exist", path=node.path)
+            if target.unique_id not in node.depends_on:
+                raise CompilationError(
+                    f"{node.name} refs {name!r}, but that ref was not seen when the project was loaded "
+                    "(it is probably behind `{% if execute %}` or another run-time condition), so "
+                    f"{name} may not be built first",
+                    path=node.path,
+                    hint=f"add a line `-- depends_on: {{{{ ref('{name}') }}}}` to the model",
+                )
             if target.is_ephemeral:
                 if target.unique_id not in ephemeral_refs:
                     ephemeral_refs.append(target.unique_id)

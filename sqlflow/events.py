@@ -90,18 +90,29 @@ class ConsoleReporter:
         self.mask = mask
         self._lock = threading.Lock()
         self._status = None
+        self.closed = False
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            handler = getattr(self, f"_on_{event.name}", None)
-            if handler:
-                handler(event)
-            elif event.message:
-                style = {"warning": "yellow", "error": "red"}.get(event.level, "")
-                text = escape(self.mask(event.message))
-                # Warnings and errors go to stderr so that stdout stays parseable (ls --output json).
-                target = self.errors if event.level in ("error", "warning") else self.console
-                target.print(f"[{style}]{text}[/]" if style else text)
+            if self.closed:
+                return
+            try:
+                self._handle(event)
+            except (BrokenPipeError, SystemExit):
+                # `sqlflow run | head`: the reader left. Keep building; stop printing.
+                # (rich turns a broken pipe into SystemExit.)
+                self.closed = True
+
+    def _handle(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.name}", None)
+        if handler:
+            handler(event)
+        elif event.message:
+            style = {"warning": "yellow", "error": "red"}.get(event.level, "")
+            text = escape(self.mask(event.message))
+            # Warnings and errors go to stderr so that stdout stays parseable (ls --output json).
+            target = self.errors if event.level in ("error", "warning") else self.console
+            target.print(f"[{style}]{text}[/]" if style else text)
 
     def _on_run_started(self, event: Event) -> None:
         self.console.print(escape(self.mask(event.message)))
@@ -157,5 +168,8 @@ class JsonReporter:
         }
         line = self.mask(json.dumps(record, default=str))
         with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except BrokenPipeError:
+                pass  # the reader left; the run goes on

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ast as pyast
 import datetime
+import functools
+import hashlib
 import itertools
 import json
 import re
@@ -342,8 +344,11 @@ class MacroLibrary:
     files: dict[Path, Any] = field(default_factory=dict)  # path -> compiled code
     owner: dict[str, Path] = field(default_factory=dict)  # macro name -> file
     lines: dict[str, int] = field(default_factory=dict)
+    sources: dict[Path, str] = field(default_factory=dict)
 
     def add_file(self, path: Path, source: str) -> list[tuple[str, int]]:
+        self.sources[path] = source
+        self.__dict__.pop("digest", None)
         try:
             ast = self.env.parse(source, name=path.name, filename=str(path))
         except jinja2.TemplateSyntaxError as exc:
@@ -370,6 +375,12 @@ class MacroLibrary:
     @property
     def names(self) -> set[str]:
         return set(self.owner)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Changes whenever any macro file does: a cached render may depend on any of them."""
+        text = "\0".join(f"{path}\0{source}" for path, source in sorted(self.sources.items()))
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 class RenderContext(dict):

@@ -25,7 +25,17 @@ import jinja2
 from . import __version__
 from .errors import CompilationError, UserError
 from .jinja import MacroLibrary, Program, RenderContext, base_context, make_environment, parse_program, render
-from .nodes import Column, Macro, Node, RefCall, Relation, Source, SourceCall, merge_config
+from .nodes import (
+    INCREMENTAL_STRATEGIES,
+    Column,
+    Macro,
+    Node,
+    RefCall,
+    Relation,
+    Source,
+    SourceCall,
+    merge_config,
+)
 from .project import SECRET_ENV_MARKERS, Project, iter_files, line_of, load_yaml, make_env_var
 
 PROPERTIES_SUFFIXES = (".yml", ".yaml")
@@ -225,7 +235,7 @@ class _Loader:
         base = next(p for p in project.model_paths if path.is_relative_to(p))
         folders = list(path.relative_to(base).parent.parts)
         fqn = [project.name, *folders, path.stem]
-        cached = self.cache.program(path, raw, self.macros.names) if self.cache else None
+        cached = self.cache.program(path, raw, self.macros.digest) if self.cache else None
         program, loaded = cached if cached else (None, None)
         if program is None:
             program = parse_program(self.env, raw, path, self.macros.names)
@@ -251,7 +261,7 @@ class _Loader:
             self.cache.remember(
                 path,
                 raw,
-                self.macros.names,
+                self.macros.digest,
                 program,
                 loaded if program.needs_load_render and not reads_secret else None,
             )
@@ -338,7 +348,14 @@ class _Loader:
             config=_ConfigAccessor(config_fn, {**config, **recorded}),
             this=_placeholder(name),
             is_incremental=lambda: False,
-            model={"name": name, "config": config},
+            model={
+                "name": name,
+                "unique_id": f"model.{self.project.name}.{name}",
+                "config": config,
+                "resource_type": "model",
+                "package_name": self.project.name,
+            },
+            schema=self.project.target.schema,
         )
         render(program, self.env, RenderContext(values, self.macros))
         return refs, sources, recorded, env_reads
@@ -457,6 +474,21 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             f"unknown materialization {materialized!r}",
             path=path,
             hint="use one of: " + ", ".join(MATERIALIZATIONS),
+        )
+    if materialized != "incremental":
+        return
+    strategy = config.get("incremental_strategy")
+    if strategy is not None and strategy not in INCREMENTAL_STRATEGIES:
+        raise UserError(
+            f"unknown incremental_strategy {strategy!r}",
+            path=path,
+            hint="use one of: " + ", ".join(INCREMENTAL_STRATEGIES),
+        )
+    if strategy in ("merge", "delete+insert") and not config.get("unique_key"):
+        raise UserError(
+            f"incremental_strategy {strategy!r} needs a unique_key",
+            path=path,
+            hint="add unique_key='id' (or a list of columns) to the model's config",
         )
 
 
@@ -617,12 +649,12 @@ class _ParseCache:
         except (OSError, pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError, ValueError):
             self.entries = {}
 
-    def _key(self, path: Path, text: str, macro_names: set[str]) -> str:
-        return _digest(f"{path}\0{text}\0{sorted(macro_names)}")
+    def _key(self, path: Path, text: str, macros_digest: str) -> str:
+        return _digest(f"{path}\0{text}\0{macros_digest}")
 
-    def program(self, path: Path, text: str, macro_names: set[str]):
+    def program(self, path: Path, text: str, macros_digest: str):
         hit = self.entries.get(str(path))
-        if hit and hit[0] == self._key(path, text, macro_names):
+        if hit and hit[0] == self._key(path, text, macros_digest):
             program: Program = hit[1]
             if hit[3] is not None:
                 program.code = marshal.loads(hit[3])
@@ -633,8 +665,8 @@ class _ParseCache:
             return program, loaded
         return None
 
-    def remember(self, path: Path, text: str, macro_names: set[str], program: Program, loaded: Any) -> None:
-        key = self._key(path, text, macro_names)
+    def remember(self, path: Path, text: str, macros_digest: str, program: Program, loaded: Any) -> None:
+        key = self._key(path, text, macros_digest)
         if str(path) in self.fresh and self.fresh[str(path)][0] == key:
             return
         code = marshal.dumps(program.code) if program.code is not None else None

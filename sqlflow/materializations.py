@@ -14,11 +14,11 @@ from sqlglot import exp
 from .adapters.base import Adapter
 from .compiler import CompiledNode
 from .errors import WarehouseError
-from .nodes import Node, Relation
+from .nodes import INCREMENTAL_STRATEGIES, Node, Relation
 
 TMP_SUFFIX = "__sqlflow_tmp"
 NEW_ROWS_SUFFIX = "__sqlflow_new"
-STRATEGIES = ("append", "merge", "delete+insert")
+STRATEGIES = INCREMENTAL_STRATEGIES
 
 
 class BuildError(Exception):

@@ -15,6 +15,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 # Config keys whose values accumulate across levels (folder < YAML < file) instead of replacing.
+INCREMENTAL_STRATEGIES = ("append", "merge", "delete+insert")
 ADDITIVE_CONFIG_KEYS = ("tags",)
 MERGED_CONFIG_KEYS = ("meta",)
 

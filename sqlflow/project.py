@@ -293,11 +293,24 @@ def load_project(
         cli_vars=cli_vars,
         target=resolved_target,
         secrets=secrets,
-        dialect=dialect if dialect in _KNOWN_DIALECTS else "duckdb",
+        dialect=_check_dialect(dialect, settings, settings_path),
     )
 
 
 _KNOWN_DIALECTS = {"duckdb", "postgres", "sqlite", "spark", "databricks", "snowflake", "bigquery", "trino"}
+
+
+def _check_dialect(dialect: str, settings: dict[str, Any], path: Path) -> str:
+    if dialect in _KNOWN_DIALECTS:
+        return dialect
+    if "dialect" not in settings:
+        return "duckdb"  # the target type has no SQL dialect of its own name; models are DuckDB SQL
+    raise UserError(
+        f"unknown dialect {dialect!r}",
+        path=path,
+        line=line_of(settings, "dialect"),
+        hint="use one of: " + ", ".join(sorted(_KNOWN_DIALECTS)),
+    )
 
 
 def _make_var(values: dict[str, Any]):

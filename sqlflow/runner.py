@@ -93,7 +93,7 @@ def run_dag(
                 result = NodeResult(uid, "skipped", "not started: the run was interrupted")
             else:
                 result = work(uid)
-        except Exception as exc:  # a node's failure is a result, never a crash
+        except BaseException as exc:  # a node's failure is a result; never leave it unreported
             result = NodeResult(uid, "error", f"{type(exc).__name__}: {exc}")
         with lock:
             in_flight.discard(uid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def parse(
     except ParseError as exc:
         info = exc.errors[0] if exc.errors else {}
         line = info.get("line")
-        description = info.get("description") or str(exc)
+        description = _readable(info.get("description") or str(exc))
         near = (info.get("highlight") or "").strip()
         raise CompilationError(
             f"SQL syntax error: {description}" + (f" near {near!r}" if near else ""),
@@ -96,3 +97,9 @@ def body(sql: str) -> str:
     text = sql.strip().rstrip(";").rstrip()
     last = text.rsplit("\n", 1)[-1]
     return text + "\n" if "--" in last else text
+
+
+def _readable(description: str) -> str:
+    # sqlglot names tokens by their repr ("<Token token_type: TokenType.WHERE, text: where, ...>").
+    description = re.sub(r"<Token token_type: TokenType\.SENTINEL[^>]*>", "the end of the query", description)
+    return re.sub(r"<Token token_type: [^,]*, text: ([^,]*),[^>]*>", r"'\1'", description)

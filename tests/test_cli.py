@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -523,3 +525,32 @@ def test_debug_flag_shows_the_traceback(project):
     assert completed.returncode == 2
     assert "Traceback (most recent call last)" in completed.stderr
     assert "SelectorError" in completed.stderr
+
+
+def test_output_piped_into_a_reader_that_leaves_does_not_hang(make_project):
+    project = make_project({f"models/m{i}.sql": f"select {i} as x" for i in range(30)})
+    proc = subprocess.run(
+        f"{sys.executable} -m sqlflow.cli run --project-dir {project.root} --threads 2 | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.startswith("Running 30 nodes")
+    assert project.scalar("select count(*) from information_schema.tables") == 30
+
+
+def test_show_masks_secrets_in_warehouse_errors(make_project, monkeypatch):
+    monkeypatch.setenv("MY_PASSWORD", "hunter2secret")
+    project = make_project({"models/leak.sql": "select {{ env_var('MY_PASSWORD') }} as p\n"})
+    result = project.cli("show", "-s", "leak")
+    assert result.exit_code == 2
+    assert "hunter2secret" not in result.output
+    assert "*****" in result.output
+
+
+def test_show_honours_exclude(make_project):
+    project = make_project({"models/a.sql": "select 1 as x\n", "models/b.sql": "select 2 as y\n"})
+    result = project.cli("show", "-s", "a", "b", "--exclude", "b", "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["columns"] == ["x"]

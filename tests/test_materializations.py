@@ -302,11 +302,14 @@ def test_incremental_unique_key_missing_from_model(make_project):
 )
 def test_incremental_bad_strategy_config(make_project, config, message):
     project = incremental_project(make_project, config)
-    assert project.cli("run").exit_code == 0  # the first run is a plain table build
-    result = project.cli("run")
-    assert result.exit_code == 1
+    result = project.cli("run")  # caught when the project loads, before anything is built
+    assert result.exit_code == 2
     assert message in result.output
-    assert project.scalar("select count(*) from inc") == 3
+    assert "models/inc.sql" in result.output
+    assert "hint:" in result.output
+    assert not project.db_path.exists() or project.query(
+        "select count(*) from information_schema.tables where table_name = 'inc'"
+    ) == [(0,)]
 
 
 def test_incremental_replaces_a_view_of_the_same_name(make_project):

@@ -696,3 +696,28 @@ def test_parse_cache_sees_env_var_used_in_config(make_project, monkeypatch):
     monkeypatch.setenv("MATERIALIZE_AS_X", "table")
     ok(project.cli("run"))
     assert relation_type(project, "a") == "BASE TABLE"
+
+
+def test_editing_a_macro_body_refreshes_cached_dependencies(make_project):
+    project = make_project(
+        {
+            "models/e1.sql": "select 1 as x\n",
+            "models/e2.sql": "select 2 as x\n",
+            "macros/pick.sql": "{% macro pick() %}{{ ref('e1') }}{% endmacro %}\n",
+            "models/uses.sql": "select * from {{ pick() }}\n",
+        }
+    )
+    first = project.cli("ls", "-s", "+uses", "--output", "name")
+    assert first.output.split() == ["e1", "uses"]
+    project.write("macros/pick.sql", "{% macro pick() %}{{ ref('e2') }}{% endmacro %}\n")
+    second = project.cli("ls", "-s", "+uses", "--output", "name")
+    assert second.output.split() == ["e2", "uses"]
+
+
+def test_schema_and_model_are_known_when_a_dynamic_model_loads(make_project):
+    project = make_project(
+        {"models/a.sql": "{% set s = schema %}select '{{ s }}' as s, '{{ model.unique_id }}' as u\n"}
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select s, u from a") == [("main", "model.proj.a")]

@@ -621,3 +621,41 @@ def test_folder_named_off_in_settings_is_not_an_internal_error(make_project):
     result = project.cli("ls")
     assert "Internal error" not in result.output
     assert result.exit_code in (0, 2), result.output
+
+
+def test_a_ref_hidden_from_loading_is_an_error_with_the_depends_on_remedy(make_project):
+    project = make_project(
+        {
+            "models/a.sql": "select 1 as x\n",
+            "models/b.sql": "{% if execute %}{% set n = 'a' %}select * from {{ ref(n) }}"
+            "{% else %}select 1 as x{% endif %}\n",
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 2
+    assert "models/b.sql" in result.output
+    assert "-- depends_on: {{ ref('a') }}" in result.output
+    assert "Traceback" not in result.output
+    project.write(
+        "models/b.sql", "-- depends_on: {{ ref('a') }}\n" + (project.root / "models/b.sql").read_text()
+    )
+    assert project.cli("run").exit_code == 0
+
+
+def test_unknown_dialect_is_a_user_error(make_project):
+    project = make_project(
+        {"models/a.sql": "select 1 as x\n"}, settings="name: proj\nprofile: proj\ndialect: nonsense\n"
+    )
+    result = project.cli("compile")
+    assert result.exit_code == 2
+    assert "sqlflow.yml:3" in result.output
+    assert "unknown dialect 'nonsense'" in result.output
+
+
+def test_sql_syntax_errors_do_not_show_parser_internals(make_project):
+    project = make_project({"models/a.sql": "select\n  1 as x,\n  from from\n"})
+    result = project.cli("compile")
+    assert result.exit_code == 2
+    assert "models/a.sql:3" in result.output
+    assert "<Token" not in result.output
+    assert "TokenType" not in result.output
