@@ -96,20 +96,15 @@ def ls(
 
 
 def _compiler(session: Session, *, full_refresh: bool = False, connect: bool = True) -> Compiler:
-    existing: dict[tuple[str, str], str] = {}
-    key = lambda schema, name: (schema, name)  # noqa: E731
-    if connect:
-        adapter = session.adapter
-        existing = adapter.list_relations()
-        key = adapter.key
-    dialect = adapter_dialect(session.project.target.type)
+    # Without a connection (compile before the warehouse exists) nothing exists yet.
+    adapter = session.adapter if connect else adapter_for(session.project.target)
     return Compiler(
-        session.manifest, target_dialect=dialect, existing=existing, key=key, full_refresh=full_refresh
+        session.manifest,
+        target_dialect=adapter.dialect,
+        existing=adapter.list_relations() if connect else {},
+        key=adapter.key,
+        full_refresh=full_refresh,
     )
-
-
-def adapter_dialect(adapter_type: str) -> str:
-    return {"postgres": "postgres", "sqlite": "sqlite", "spark": "spark"}.get(adapter_type, "duckdb")
 
 
 def _compile_all(session: Session, uids: Sequence[str], compiler: Compiler) -> dict[str, CompiledNode]:

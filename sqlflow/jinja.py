@@ -84,15 +84,10 @@ class Program:
         return {**self.__dict__, "code": None}
 
 
-def parse_program(
-    env: jinja2.Environment, source: str, path: Path, macro_names: Iterable[str] = ()
-) -> Program:
-    fast = scan_simple_template(source)
-    if fast is not None:
-        segments, refs, sources, config = fast
-        return Program(path, source, segments, refs, sources, config, needs_load_render=False)
+def parse_template(env: jinja2.Environment, source: str, path: Path) -> jn.Template:
+    """Jinja's AST of a file; a syntax error names the file and line."""
     try:
-        ast = env.parse(source, name=path.name, filename=str(path))
+        return env.parse(source, name=path.name, filename=str(path))
     except jinja2.TemplateSyntaxError as exc:
         raise CompilationError(
             f"Jinja syntax error: {exc.message}",
@@ -100,6 +95,16 @@ def parse_program(
             line=exc.lineno,
             hint="check the {{ }} and {% %} tags near that line",
         ) from exc
+
+
+def parse_program(
+    env: jinja2.Environment, source: str, path: Path, macro_names: Iterable[str] = ()
+) -> Program:
+    fast = scan_simple_template(source)
+    if fast is not None:
+        segments, refs, sources, config = fast
+        return Program(path, source, segments, refs, sources, config, needs_load_render=False)
+    ast = parse_template(env, source, path)
     refs, sources, config, dynamic_calls = _static_calls(ast)
     segments = _segments(ast.body)
     macro_set = set(macro_names)
@@ -349,15 +354,7 @@ class MacroLibrary:
     def add_file(self, path: Path, source: str) -> list[tuple[str, int]]:
         self.sources[path] = source
         self.__dict__.pop("digest", None)
-        try:
-            ast = self.env.parse(source, name=path.name, filename=str(path))
-        except jinja2.TemplateSyntaxError as exc:
-            raise CompilationError(
-                f"Jinja syntax error: {exc.message}",
-                path=path,
-                line=exc.lineno,
-                hint="check the {{ }} and {% %} tags near that line",
-            ) from exc
+        ast = parse_template(self.env, source, path)
         found = [(m.name, m.lineno) for m in ast.find_all(jn.Macro)]
         for name, line in found:
             if name in self.owner and self.owner[name] != path:

@@ -31,14 +31,11 @@ class QueryResult:
 class Adapter(ABC):
     type: ClassVar[str]
     dialect: ClassVar[str]
-    # DDL inside a transaction is atomic and invisible to readers until commit.
-    transactional_ddl: ClassVar[bool] = True
     supports_merge: ClassVar[bool] = False
     # CREATE OR REPLACE VIEW works whatever the old view's columns were.
     replaces_views: ClassVar[bool] = False
     # Unquoted and quoted identifiers compare without case.
     case_insensitive: ClassVar[bool] = False
-    can_cancel: ClassVar[bool] = False
 
     def __init__(self, target: Target) -> None:
         self.target = target

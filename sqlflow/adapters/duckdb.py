@@ -19,11 +19,9 @@ from .base import Adapter, QueryResult
 class DuckDBAdapter(Adapter):
     type: ClassVar[str] = "duckdb"
     dialect: ClassVar[str] = "duckdb"
-    transactional_ddl = True
     supports_merge = True
     replaces_views = True
     case_insensitive = True
-    can_cancel = True
 
     def __init__(self, target) -> None:
         super().__init__(target)
