@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, commands, scaffold
@@ -113,7 +114,7 @@ def _handled(func: Callable[..., int | None]) -> Callable[..., None]:
         except UserError as exc:
             if debug:
                 traceback.print_exc()
-            err.print(f"[red]Error:[/] {click.utils.escape(str(exc)) if False else _plain(str(exc))}")
+            err.print(f"[red]Error:[/] {escape(str(exc))}")
             code = exc.exit_code
         except KeyboardInterrupt:
             err.print("Interrupted.")
@@ -121,19 +122,13 @@ def _handled(func: Callable[..., int | None]) -> Callable[..., None]:
         except Exception as exc:
             if debug:
                 traceback.print_exc()
-            err.print(f"[red]Internal error:[/] {_plain(f'{type(exc).__name__}: {exc}')}")
+            err.print(f"[red]Internal error:[/] {escape(f'{type(exc).__name__}: {exc}')}")
             if not debug:
                 err.print("Run again with --debug for the traceback, and please report it.")
             code = EXIT_FAILED
         sys.exit(code)
 
     return wrapper
-
-
-def _plain(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _reporter(log_format: str, mask: Callable[[str], str] = str) -> EventHandler:

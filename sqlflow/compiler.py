@@ -19,8 +19,9 @@ from sqlglot import exp
 from . import __version__, artifacts, sql
 from .errors import CompilationError, UserError
 from .jinja import RenderContext, base_context, render
-from .manifest import Manifest, _ConfigAccessor, _env_var, make_var, target_context
+from .manifest import ConfigAccessor, Manifest, make_var, target_context
 from .nodes import Node, Relation
+from .project import make_env_var
 
 CTE_PREFIX = "__sqlflow_cte__"
 
@@ -58,8 +59,8 @@ class Compiler:
         self._base = base_context(
             project_name=self.project.name,
             target=target_context(self.project),
-            var=make_var(self.project),
-            env_var=_env_var(self.project),
+            var=make_var(self.project.vars, self.project.settings_path.name),
+            env_var=make_env_var(self.project.secrets),
             run_started_at=manifest.run_started_at,
             invocation_id=manifest.invocation_id,
             log=manifest.log,
@@ -212,7 +213,7 @@ class Compiler:
         values.update(
             ref=ref,
             source=source,
-            config=_ConfigAccessor(lambda *a, **k: "", dict(node.config)),
+            config=ConfigAccessor(lambda *a, **k: "", dict(node.config)),
             this=node.relation.sql(dialect),
             is_incremental=lambda: self.is_incremental(node),
             model={

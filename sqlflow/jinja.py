@@ -21,7 +21,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -77,7 +77,6 @@ class Program:
     # True when a render at load time is needed to find every ref/source/config.
     needs_load_render: bool
     code: Any = field(default=None, repr=False)  # compiled Jinja code, built on first use
-    uses_macros: bool = False
 
     def __getstate__(self) -> dict[str, Any]:
         # Code objects are rebuilt on demand: compiling is cheaper than unpickling them is unsafe.
@@ -97,9 +96,7 @@ def parse_template(env: jinja2.Environment, source: str, path: Path) -> jn.Templ
         ) from exc
 
 
-def parse_program(
-    env: jinja2.Environment, source: str, path: Path, macro_names: Iterable[str] = ()
-) -> Program:
+def parse_program(env: jinja2.Environment, source: str, path: Path) -> Program:
     fast = scan_simple_template(source)
     if fast is not None:
         segments, refs, sources, config = fast
@@ -107,10 +104,6 @@ def parse_program(
     ast = parse_template(env, source, path)
     refs, sources, config, dynamic_calls = _static_calls(ast)
     segments = _segments(ast.body)
-    macro_set = set(macro_names)
-    uses_macros = any(
-        isinstance(call.node, jn.Name) and call.node.name in macro_set for call in ast.find_all(jn.Call)
-    )
     program = Program(
         path=path,
         source=source,
@@ -119,7 +112,6 @@ def parse_program(
         sources=sources,
         static_config=config,
         needs_load_render=segments is None or dynamic_calls,
-        uses_macros=uses_macros,
     )
     if segments is None:
         program.code = env.compile(ast, name=path.name, filename=str(path))

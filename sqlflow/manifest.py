@@ -36,7 +36,7 @@ from .nodes import (
     SourceCall,
     merge_config,
 )
-from .project import SECRET_ENV_MARKERS, Project, iter_files, line_of, load_yaml, make_env_var
+from .project import SECRET_ENV_MARKERS, Project, iter_files, line_of, load_yaml, make_env_var, make_var
 
 PROPERTIES_SUFFIXES = (".yml", ".yaml")
 KNOWN_RESOURCE_KEYS = {
@@ -238,7 +238,7 @@ class _Loader:
         cached = self.cache.program(path, raw, self.macros.digest) if self.cache else None
         program, loaded = cached if cached else (None, None)
         if program is None:
-            program = parse_program(self.env, raw, path, self.macros.names)
+            program = parse_program(self.env, raw, path)
         # dbt matches settings config by fqn: folders, then the model's own name.
         folder_config = _folder_config(project.settings.get("models"), project.name, [*folders, path.stem])
         entry, patch_path = properties["models"].get(path.stem, ({}, None))
@@ -345,7 +345,7 @@ class _Loader:
             env_var=env_var,
             ref=ref,
             source=source,
-            config=_ConfigAccessor(config_fn, {**config, **recorded}),
+            config=ConfigAccessor(config_fn, {**config, **recorded}),
             this=_placeholder(name),
             is_incremental=lambda: False,
             model={
@@ -365,8 +365,8 @@ class _Loader:
         return base_context(
             project_name=project.name,
             target=target_context(project),
-            var=make_var(project),
-            env_var=_env_var(project),
+            var=make_var(project.vars, project.settings_path.name),
+            env_var=make_env_var(project.secrets),
             run_started_at=self.run_started_at,
             invocation_id=self.invocation_id,
             log=self.warnings.append,
@@ -557,7 +557,7 @@ def _placeholder(name: str) -> str:
     return f'"__sqlflow_placeholder__"."{name}"'
 
 
-class _ConfigAccessor:
+class ConfigAccessor:
     """`config(...)` records; `config.get(key)` reads the config as resolved so far (dbt's API)."""
 
     def __init__(self, record: Any, current: dict[str, Any]) -> None:
@@ -589,26 +589,6 @@ def target_context(project: Project) -> dict[str, Any]:
         "threads": target.threads,
         "profile_name": target.profile_name,
     }
-
-
-def make_var(project: Project):
-    values = project.vars
-
-    def var(name: str, default: Any = None) -> Any:
-        if name in values:
-            return values[name]
-        if default is not None:
-            return default
-        raise CompilationError(
-            f"var {name!r} is not defined",
-            hint=f"set it under `vars:` in {project.settings_path.name} or pass --vars '{{{name}: ...}}'",
-        )
-
-    return var
-
-
-def _env_var(project: Project):
-    return make_env_var(project.secrets)
 
 
 # --------------------------------------------------------------------------- parse cache

@@ -267,7 +267,7 @@ def load_project(
     if not isinstance(raw, dict):
         raise UserError("the settings file must be a mapping", path=settings_path, line=1)
     project_vars = dict(raw.get("vars") or {})
-    context = {"env_var": make_env_var(secrets), "var": _make_var({**project_vars, **cli_vars})}
+    context = {"env_var": make_env_var(secrets), "var": make_var({**project_vars, **cli_vars})}
     settings = render_yaml_values(raw, context, settings_path)
     # Vars are used rendered (`region: "{{ env_var('REGION', 'eu') }}"`), as in dbt.
     project_vars = dict(settings.get("vars") or {})
@@ -313,13 +313,18 @@ def _check_dialect(dialect: str, settings: dict[str, Any], path: Path) -> str:
     )
 
 
-def _make_var(values: dict[str, Any]):
+def make_var(values: dict[str, Any], settings_name: str = "the settings file"):
+    """The `var(name, default)` Jinja function over `values`."""
+
     def var(name: str, default: Any = None) -> Any:
         if name in values:
             return values[name]
         if default is not None:
             return default
-        raise UserError(f"var {name!r} is not defined", hint=f"pass --vars '{{{name}: ...}}'")
+        raise UserError(
+            f"var {name!r} is not defined",
+            hint=f"set it under `vars:` in {settings_name} or pass --vars '{{{name}: ...}}'",
+        )
 
     return var
 
@@ -387,7 +392,7 @@ def load_target(
             line=line_of(profile, "outputs"),
             hint="available targets: " + ", ".join(outputs),
         )
-    context = {"env_var": make_env_var(secrets), "var": _make_var({})}
+    context = {"env_var": make_env_var(secrets), "var": make_var({})}
     raw_output = outputs[name]
     if not isinstance(raw_output, dict):
         raise UserError(f"target {name!r} must be a mapping", path=path, line=line_of(outputs, name))
