@@ -21,6 +21,7 @@ from .runner import NodeResult, RunOutcome, now_iso
 
 MANIFEST_SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 RUN_RESULTS_SCHEMA = "https://schemas.getdbt.com/dbt/run-results/v6.json"
+SOURCES_SCHEMA = "https://schemas.getdbt.com/dbt/sources/v3.json"
 
 
 def write_text(path: Path, text: str, mask: Callable[[str], str] = str) -> None:
@@ -36,7 +37,10 @@ def write_json(path: Path, data: Any, mask: Callable[[str], str] = str) -> None:
 
 
 def compiled_path(manifest: Manifest, node: Node) -> Path:
-    return manifest.project.target_path / "compiled" / manifest.project.name / node.original_file_path
+    path = manifest.project.target_path / "compiled" / manifest.project.name / node.original_file_path
+    if node.test_metadata is not None:
+        return path / f"{node.name}.sql"  # many tests share one YAML file, as in dbt's layout
+    return path
 
 
 def compiled_file(manifest: Manifest, node: Node, sql: str) -> tuple[Path, str, str]:
@@ -195,6 +199,46 @@ def write_run_results(manifest: Manifest, outcome: RunOutcome, args: dict[str, A
         "args": args,
     }
     path = manifest.project.target_path / "run_results.json"
+    write_json(path, data, manifest.project.secrets.mask)
+    return path
+
+
+def freshness_result_json(result: NodeResult) -> dict[str, Any] | None:
+    """One sources.json entry (dbt's SourceFreshnessOutput or SourceFreshnessRuntimeError)."""
+    if result.status == "skipped":
+        return None  # never started (Ctrl-C): dbt's format has no status for it
+    criteria = getattr(result, "criteria", None)  # set on freshness.FreshnessResult
+    if result.status == "runtime error" or criteria is None:
+        return {"unique_id": result.unique_id, "error": result.message, "status": "runtime error"}
+    timing = []
+    if result.started_at and result.completed_at:
+        timing.append(
+            {"name": "execute", "started_at": result.started_at, "completed_at": result.completed_at}
+        )
+    age = getattr(result, "age", None)
+    return {
+        "unique_id": result.unique_id,
+        "max_loaded_at": getattr(result, "max_loaded_at", None),
+        "snapshotted_at": getattr(result, "snapshotted_at", None),
+        "max_loaded_at_time_ago_in_s": round(age, 3) if age is not None else None,
+        "status": result.status,
+        "criteria": criteria,
+        "adapter_response": {},
+        "timing": timing,
+        "thread_id": result.thread_id,
+        "execution_time": round(result.execution_time, 4),
+    }
+
+
+def write_sources(manifest: Manifest, outcome: RunOutcome, path: Path | None = None) -> Path:
+    """sources.json (`source freshness`); `path` replaces target/sources.json (--output)."""
+    entries = (freshness_result_json(r) for r in outcome.results)
+    data = {
+        "metadata": _metadata(manifest, SOURCES_SCHEMA),
+        "results": [e for e in entries if e is not None],
+        "elapsed_time": round(outcome.elapsed, 4),
+    }
+    path = path or manifest.project.target_path / "sources.json"
     write_json(path, data, manifest.project.secrets.mask)
     return path
 

@@ -163,9 +163,14 @@ def main() -> None:
 
 
 def _run_command(kind: str):
-    def command(select, exclude, full_refresh, fail_fast, **options):
+    def command(select, exclude, fail_fast, full_refresh=False, **options):
         with _session(options) as session, _cancel_on_sigint() as cancel:
-            function = {"run": commands.run, "seed": commands.seed, "build": commands.build}[kind]
+            function = {
+                "run": commands.run,
+                "seed": commands.seed,
+                "build": commands.build,
+                "test": commands.test,
+            }[kind]
             outcome = function(
                 session, select, exclude, full_refresh=full_refresh, fail_fast=fail_fast, cancel=cancel
             )
@@ -199,7 +204,11 @@ def _cancel_on_sigint():
 for _kind, _help in (
     ("run", "Build the selected models (views, tables, incremental) in dependency order."),
     ("seed", "Load the CSV files in seeds/ into tables."),
-    ("build", "Load seeds and build models in one DAG."),
+    (
+        "build",
+        "Load seeds, build models and run their tests in one DAG; a failed test skips what is downstream.",
+    ),
+    ("test", "Run the data tests of the selected nodes against what is built."),
 ):
     _cmd = _run_command(_kind)
     _cmd.__name__ = _kind
@@ -208,10 +217,36 @@ for _kind, _help in (
     _cmd = _common(_cmd)
     _cmd = _selection(_cmd)
     _cmd = click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failure.")(_cmd)
-    _cmd = click.option(
-        "--full-refresh", "-f", is_flag=True, help="Rebuild incremental models from scratch."
-    )(_cmd)
+    if _kind != "test":
+        _cmd = click.option(
+            "--full-refresh", "-f", is_flag=True, help="Rebuild incremental models from scratch."
+        )(_cmd)
     main.command(name=_kind, help=_help)(_cmd)
+
+
+@main.group(name="source")
+def source_group() -> None:
+    """Commands on sources."""
+
+
+@source_group.command(name="freshness")
+@_selection
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the results to this file instead of target/sources.json.",
+)
+@_common
+@_handled
+def source_freshness(select, exclude, output, **options):
+    """Check how long ago the selected sources were loaded against their freshness thresholds."""
+    with _session(options) as session, _cancel_on_sigint() as cancel:
+        outcome = commands.source_freshness(session, select, exclude, output, cancel=cancel)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if outcome.failed else EXIT_OK
 
 
 @main.command()
@@ -238,7 +273,7 @@ def compile(select, exclude, **options):
     "--resource-type",
     "resource_types",
     multiple=True,
-    type=click.Choice(["model", "seed", "source"]),
+    type=click.Choice(["model", "seed", "snapshot", "test", "unit_test", "source"]),
     help="Only these kinds (repeatable).",
 )
 @click.option(
@@ -253,7 +288,7 @@ def compile(select, exclude, **options):
 def ls_command(select, exclude, resource_types, output, **options):
     """List the nodes a selector picks."""
     with _session(options) as session:
-        kinds = resource_types or ("model", "seed", "source")
+        kinds = resource_types or ("model", "seed", "snapshot", "test", "unit_test", "source")
         for resource in commands.ls(session, select, exclude, kinds):
             is_source = hasattr(resource, "source_name")
             if output == "name":

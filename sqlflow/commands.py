@@ -18,14 +18,14 @@ from typing import Any
 import networkx as nx
 from sqlglot import exp
 
-from . import artifacts, selection
+from . import artifacts, data_tests, freshness, selection, unit_tests
 from .adapters import Adapter, adapter_for
 from .compiler import CompiledNode, Compiler
 from .errors import UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
 from .graph import Graph
 from .manifest import Manifest, load_manifest
-from .materializations import BuildError, materialize
+from .materializations import BuildError, materialize, replace_table
 from .project import Project, load_project
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
 
@@ -89,7 +89,7 @@ def ls(
     session: Session,
     select: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    resource_types: Sequence[str] = ("model", "seed", "source"),
+    resource_types: Sequence[str] = ("model", "seed", "snapshot", "test", "unit_test", "source"),
 ) -> list[Any]:
     chosen = selection.select(session.graph, select, exclude, tuple(resource_types))
     return [session.graph.resource(uid) for uid in chosen]
@@ -112,7 +112,7 @@ def _compile_all(session: Session, uids: Sequence[str], compiler: Compiler) -> d
     for uid in uids:
         node = session.manifest.nodes[uid]
         compiled[uid] = compiler.compile(uid)
-        if node.resource_type == "model":
+        if node.resource_type != "seed":
             compiler.write_compiled(node, compiled[uid].sql)
     for warning in session.manifest.warnings:
         session.emit("warning", warning, "warning")
@@ -169,9 +169,11 @@ def run(
     compiler = _compiler(session, full_refresh=full_refresh)
     compiled = _compile_all(session, uids, compiler)
     artifacts.write_manifest(manifest, session.graph, {u: c.sql for u, c in compiled.items()})
-    plan = execution_plan(session.graph, executable)
+    plan = execution_plan(session.graph, executable, tests_block_children=command == "build")
     adapter = session.adapter
-    _create_schemas(adapter, [manifest.nodes[u] for u in executable], compiler)
+    _create_schemas(
+        adapter, [manifest.nodes[u] for u in executable if _writes_relation(manifest.nodes[u])], compiler
+    )
     total = len(executable)
     session.emit(
         "run_started",
@@ -184,7 +186,12 @@ def run(
     def work(uid: str) -> NodeResult:
         node = manifest.nodes[uid]
         session.on_event(node_started(0, total, uid, node.name, node.materialized))
-        result = build_node(adapter, compiler, compiled[uid], full_refresh=full_refresh)
+        if node.resource_type == "test":
+            result = run_test(adapter, compiler, compiled[uid])
+        elif node.resource_type == "unit_test":
+            result = run_unit_test(adapter, compiler, compiled[uid])
+        else:
+            result = build_node(adapter, compiler, compiled[uid], full_refresh=full_refresh)
         session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
         return result
 
@@ -226,15 +233,54 @@ def seed(
 def build(
     session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
 ) -> RunOutcome:
-    return run(session, select, exclude, resource_types=("seed", "model"), command="build", **options)
+    """Seeds, models and tests in one DAG; a failing test skips what depends on the tested node."""
+    kinds = ("seed", "model", "test", "unit_test")
+    return run(session, select, exclude, resource_types=kinds, command="build", **options)
 
 
-def execution_plan(graph: Graph, uids: Sequence[str]) -> nx.DiGraph:
-    """The DAG among `uids`, with dependencies through ephemeral or unselected nodes collapsed."""
+def test(
+    session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
+) -> RunOutcome:
+    """Run the selected tests against relations already built."""
+    return run(session, select, exclude, resource_types=("test", "unit_test"), command="test", **options)
+
+
+def _writes_relation(node: Any) -> bool:
+    if node.resource_type == "unit_test":
+        return False
+    return node.resource_type != "test" or bool(node.config.get("store_failures"))
+
+
+def source_freshness(
+    session: Session,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    output: str | Path | None = None,
+    *,
+    cancel: threading.Event | None = None,
+) -> RunOutcome:
+    """Check how long ago the selected sources were loaded; write target/sources.json (or `output`)."""
+    uids = selection.select(session.graph, select, exclude, ("source",))
+    outcome = freshness.run(session, uids, select=select, output=output, cancel=cancel)
+    _emit_summary(session, outcome)
+    return outcome
+
+
+def execution_plan(graph: Graph, uids: Sequence[str], *, tests_block_children: bool = False) -> nx.DiGraph:
+    """The DAG among `uids`, with dependencies through ephemeral or unselected nodes collapsed.
+
+    With `tests_block_children` (build), a node also waits for the tests of its parents: dbt's
+    rule is that a test blocks a node when every node the test reads is upstream of that node.
+    """
     chosen = set(uids)
     plan = nx.DiGraph()
     plan.add_nodes_from(uids)
     for uid in uids:
+        if graph.resource(uid).resource_type == "unit_test":
+            # A unit test reads nothing built: it runs before its model, and a failure stops it.
+            if graph.resource(uid).attached_node in chosen:
+                plan.add_edge(uid, graph.resource(uid).attached_node)
+            continue
         stack = list(graph.parents(uid))
         seen: set[str] = set()
         while stack:
@@ -246,7 +292,25 @@ def execution_plan(graph: Graph, uids: Sequence[str]) -> nx.DiGraph:
                 plan.add_edge(parent, uid)
             elif getattr(graph.resource(parent), "is_ephemeral", False):
                 stack.extend(graph.parents(parent))
+    if tests_block_children:
+        _add_test_edges(graph, plan)
     return plan
+
+
+def _add_test_edges(graph: Graph, plan: nx.DiGraph) -> None:
+    ancestors: dict[str, set[str]] = {}
+    for test in [u for u in plan if graph.resource(u).resource_type == "test"]:
+        tested = set(plan.predecessors(test))
+        for parent in tested:
+            for child in list(plan.successors(parent)):
+                if child == test or graph.resource(child).resource_type == "test":
+                    continue
+                if len(tested) > 1:
+                    if child not in ancestors:
+                        ancestors[child] = nx.ancestors(plan, child)
+                    if not tested <= ancestors[child]:
+                        continue
+                plan.add_edge(test, child)
 
 
 def build_node(
@@ -266,6 +330,93 @@ def build_node(
     return NodeResult(
         node.unique_id, status, message, rows, time.perf_counter() - clock, started_at, now_iso(), thread
     )
+
+
+def run_test(adapter: Adapter, compiler: Compiler, compiled: CompiledNode) -> NodeResult:
+    """Count a test's failing rows (storing them first with store_failures) and judge the count."""
+    node = compiled.node
+    started_at, clock = now_iso(), time.perf_counter()
+    thread = threading.current_thread().name
+    rows_sql, stored, failures = compiled.sql, None, None
+    try:
+        if node.config.get("store_failures") and node.relation is not None:
+            replace_table(
+                adapter, node.relation, exp.Var(this=compiled.sql), compiler.relation_kind(node.relation)
+            )
+            stored = node.relation.sql(adapter.dialect)
+            rows_sql = exp.select("*").from_(node.relation.table()).sql(dialect=adapter.dialect)
+        query = data_tests.failures_query(rows_sql, node.config, adapter.dialect)
+        value = adapter.execute(query, fetch=True).rows[0][0]
+        failures = int(value or 0)
+        verdict = data_tests.judge(failures, node.config)
+        status, message = verdict.status, verdict.message
+        if status != "pass":
+            message += _reproduce(compiler, compiled, stored)
+    except (WarehouseError, BuildError) as exc:
+        status, message = "error", str(exc)
+    return NodeResult(
+        node.unique_id,
+        status,
+        message,
+        None,
+        time.perf_counter() - clock,
+        started_at,
+        now_iso(),
+        thread,
+        extra={"failures": failures},
+    )
+
+
+def run_unit_test(adapter: Adapter, compiler: Compiler, compiled: CompiledNode) -> NodeResult:
+    """Run a model's SQL on the unit test's given rows and compare with the expected rows."""
+    node = compiled.node
+    started_at, clock = now_iso(), time.perf_counter()
+    manifest = compiler.manifest
+    model = manifest.nodes[node.attached_node]
+
+    def columns_of(given: dict[str, Any]) -> list[tuple[str, str]] | None:
+        if given["kind"] == "this":
+            relation = model.relation
+        elif given["kind"] == "source":
+            source_name, table_name = given["name"].split(".", 1)
+            relation = next(
+                s.relation
+                for s in manifest.sources.values()
+                if (s.source_name, s.name) == (source_name, table_name)
+            )
+        else:
+            upstream = manifest.by_name()[given["name"]]
+            relation = None if upstream.is_ephemeral else upstream.relation
+        if relation is None or compiler.relation_kind(relation) is None:
+            return None
+        return adapter.columns(relation)
+
+    try:
+        outcome = unit_tests.execute(adapter, compiled.sql, node.test_metadata, columns_of)
+        status, message = outcome.status, outcome.message
+    except (WarehouseError, BuildError, UserError) as exc:
+        status, message = "error", str(exc)
+    return NodeResult(
+        node.unique_id,
+        status,
+        message,
+        None,
+        time.perf_counter() - clock,
+        started_at,
+        now_iso(),
+        threading.current_thread().name,
+    )
+
+
+def _reproduce(compiler: Compiler, compiled: CompiledNode, stored: str | None) -> str:
+    """How to look at the failing rows: the stored table, or the query and its compiled file."""
+    if stored:
+        return f"\nfailing rows stored in {stored}"
+    path = compiler.project.relpath(artifacts.compiled_path(compiler.manifest, compiled.node))
+    lines = compiled.sql.strip().splitlines()
+    shown = "\n".join("  " + line for line in lines[:25])
+    more = f"\n  ... ({len(lines) - 25} more lines)" if len(lines) > 25 else ""
+    return f"\nfailing rows: run the query in {path}:\n{shown}{more}"
 
 
 def _create_schemas(adapter: Adapter, nodes: list[Any], compiler: Compiler) -> None:

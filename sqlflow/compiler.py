@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from . import __version__, artifacts, sql
+from . import __version__, artifacts, data_tests, sql, unit_tests
 from .errors import CompilationError, UserError
-from .jinja import RenderContext, base_context, render
+from .jinja import RenderContext, base_context, parse_program, render
 from .manifest import ConfigAccessor, Manifest, make_var, target_context
 from .nodes import Node, Relation
 from .project import make_env_var
@@ -32,6 +32,7 @@ class CompiledNode:
     sql: str  # the SELECT to run, in the target's dialect
     is_incremental: bool = False
     ephemerals: list[str] = field(default_factory=list)  # unique ids inlined, in order
+    dialect: str | None = None  # the project's, which contract data types are written in
 
 
 class Compiler:
@@ -76,7 +77,14 @@ class Compiler:
         if uid in self._compiled:
             return self._compiled[uid]
         node = self.manifest.nodes[uid]
-        compiled = CompiledNode(node, "") if node.resource_type == "seed" else self._compile_model(node)
+        if node.resource_type == "seed":
+            compiled = CompiledNode(node, "")
+        elif node.resource_type == "unit_test":
+            compiled = self._compile_unit_test(node)
+        elif node.test_metadata is not None:
+            compiled = self._compile_generic_test(node)
+        else:
+            compiled = self._compile_model(node)
         self._compiled[uid] = compiled
         return compiled
 
@@ -97,12 +105,12 @@ class Compiler:
         and would otherwise stall compiling, which only needs the CPU.
         """
         path, content, digest = artifacts.compiled_file(self.manifest, node, text)
-        if digest == self._checked.written(node.original_file_path) and path.exists():
+        if digest == self._checked.written(node.unique_id) and path.exists():
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlflow-write")
         self._writes.append(self._writer.submit(artifacts.write_plain, path, content))
-        self._checked.record_written(node.original_file_path, digest)
+        self._checked.record_written(node.unique_id, digest)
 
     def relation_kind(self, relation: Relation) -> str | None:
         return self.existing.get(self.key(relation.schema, relation.identifier))
@@ -140,13 +148,108 @@ class Compiler:
             tables = cached_tables
         self._warn_bare_tables(node, tables)
         if not needs_ast:
-            return CompiledNode(node, sql.body(rendered), self.is_incremental(node))
+            return CompiledNode(node, sql.body(rendered), self.is_incremental(node), dialect=self.dialect)
         assert query is not None
         order = self._ephemeral_order(ephemeral_refs)
         ctes = [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
         query = sql.inline_ctes(query, ctes)
         text = sql.generate(query, self.target_dialect)
-        return CompiledNode(node, text, self.is_incremental(node), order)
+        return CompiledNode(node, text, self.is_incremental(node), order, self.dialect)
+
+    def _compile_generic_test(self, node: Node) -> CompiledNode:
+        """The failing-rows query of a YAML test: a built-in built with sqlglot, or a `{% test %}` macro."""
+        assert node.test_metadata is not None and node.attached_node is not None
+        meta = node.test_metadata
+        ephemeral_refs: list[str] = []
+        context = RenderContext(self._context(node, ephemeral_refs), self.manifest.macro_library)
+
+        def render_template(template: str) -> str:
+            return render(parse_program(self.manifest.env, template, node.path), self.manifest.env, context)
+
+        try:
+            kwargs = data_tests.render_kwargs(
+                {k: v for k, v in meta["kwargs"].items() if k != "column_name"}, render_template
+            )
+            if "column_name" in meta["kwargs"]:
+                kwargs["column_name"] = meta["kwargs"]["column_name"]
+            attached = (
+                self.manifest.nodes.get(node.attached_node) or self.manifest.sources[node.attached_node]
+            )
+            if attached.unique_id.startswith("source."):
+                tested = context["source"](attached.source_name, attached.name)
+            else:
+                tested = context["ref"](attached.name)
+            table = sqlglot_table(tested, self.dialect)
+            where = node.config.get("where")
+            if isinstance(where, str):
+                where = data_tests.render_kwargs(where, render_template)
+            model = data_tests.model_expression(table, where, self.dialect)
+            macro = f"test_{meta['name']}"
+            if macro in self.manifest.macro_library.owner:
+                kwargs.pop("quote", None)
+                try:
+                    text = context[macro](model=model.sql(self.dialect), **kwargs)
+                except TypeError as exc:
+                    raise CompilationError(
+                        f"test {meta['name']} cannot take these arguments: {exc}",
+                        hint=f"the macro is defined in {self.project.relpath(self.manifest.macro_library.owner[macro])}",
+                    ) from exc
+                compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
+                query = sql.parse(str(text), self.dialect, path=node.path, compiled_path=compiled_path)
+            else:
+                query = data_tests.builtin_query(meta["name"], model, kwargs, self.dialect)
+        except UserError as exc:
+            # Errors inside the test point at its YAML entry, where the user can fix it.
+            if exc.location.path is None or exc.location.path == node.path:
+                exc.location.path, exc.location.line = node.path, exc.location.line or node.line
+            raise
+        order = self._ephemeral_order(ephemeral_refs)
+        ctes = [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
+        text = sql.generate(sql.inline_ctes(query, ctes), self.target_dialect)
+        return CompiledNode(node, text, False, order)
+
+    def _compile_unit_test(self, node: Node) -> CompiledNode:
+        """The tested model's query with every ref/source (and `this` if given) read from a mock CTE."""
+        assert node.test_metadata is not None and node.attached_node is not None
+        model = self.manifest.nodes[node.attached_node]
+        metadata = node.test_metadata
+        overrides = metadata["overrides"]
+        dialect = self.dialect
+        given = {i["name"] for i in metadata["inputs"]}
+
+        def mock(name: str) -> str:
+            return exp.to_identifier(unit_tests.mock_name(name), quoted=True).sql(dialect=dialect)
+
+        values = self._context(model, [])
+        values.update(
+            ref=lambda *args, **_: mock(str(args[-1])),
+            source=lambda source_name, table_name: mock(f"{source_name}.{table_name}"),
+            is_incremental=lambda: bool(overrides["macros"].get("is_incremental", False)),
+        )
+        if "this" in given:
+            values["this"] = mock("this")
+        if overrides["vars"]:
+            values["var"] = make_var(
+                {**self.project.vars, **overrides["vars"]}, self.project.settings_path.name
+            )
+        if overrides["env_vars"]:
+            read_env = values["env_var"]
+            fixed = {str(k): str(v) for k, v in overrides["env_vars"].items()}
+            values["env_var"] = lambda name, default=None: (
+                fixed[name] if name in fixed else read_env(name, default)
+            )
+        for macro, value in overrides["macros"].items():
+            if macro != "is_incremental":
+                values[macro] = lambda *args, _value=value, **kwargs: _value
+        try:
+            rendered = render(
+                model.program, self.manifest.env, RenderContext(values, self.manifest.macro_library)
+            )
+            query = sql.parse(rendered, dialect, path=model.path)
+        except UserError as exc:
+            exc.message = f"unit test {node.name}: {exc.message}"
+            raise
+        return CompiledNode(node, sql.generate(query, self.target_dialect))
 
     def _ephemeral_query(self, uid: str) -> exp.Query:
         self.compile(uid)
@@ -178,6 +281,18 @@ class Compiler:
         return order
 
     def _render(self, node: Node, ephemeral_refs: list[str]) -> str:
+        values = self._context(node, ephemeral_refs)
+        try:
+            return render(node.program, self.manifest.env, RenderContext(values, self.manifest.macro_library))
+        except CompilationError:
+            raise
+        except UserError as exc:
+            if exc.location.path is None:
+                exc.location.path = node.path
+            raise
+
+    def _context(self, node: Node, ephemeral_refs: list[str]) -> dict[str, Any]:
+        """The run-time Jinja context of a node: `ref` resolves relations (ephemerals to CTEs)."""
         dialect = self.dialect
 
         def ref(*args: str, **_: Any) -> str:
@@ -228,14 +343,12 @@ class Compiler:
         )
         if self.full_refresh:
             values["flags"] = type(values["flags"])(FULL_REFRESH=True, WHICH="run")
-        try:
-            return render(node.program, self.manifest.env, RenderContext(values, self.manifest.macro_library))
-        except CompilationError:
-            raise
-        except UserError as exc:
-            if exc.location.path is None:
-                exc.location.path = node.path
-            raise
+        return values
+
+
+def sqlglot_table(text: str, dialect: str) -> exp.Table:
+    """A rendered relation name (`"main"."orders"`) as a table expression."""
+    return exp.to_table(text, dialect=dialect)
 
 
 class _CheckedSQL:

@@ -61,6 +61,7 @@ STATUS_STYLE = {
     "pass": "green",
     "error": "red",
     "fail": "red",
+    "runtime error": "red",
     "warn": "yellow",
     "skipped": "yellow",
 }
@@ -69,6 +70,7 @@ STATUS_WORD = {
     "pass": "PASS",
     "error": "ERROR",
     "fail": "FAIL",
+    "runtime error": "ERROR",  # a query that failed in `source freshness`, counted with errors as in dbt
     "warn": "WARN",
     "skipped": "SKIP",
 }
@@ -134,8 +136,10 @@ class ConsoleReporter:
             f" {d['materialized']:<11} {escape(d['name'])}{rows} [dim]{timing}[/]"
         )
         self.console.print(line)
-        if status in ("error", "fail") and event.message:
-            self.console.print(f"      [red]{escape(self.mask(event.message))}[/]")
+        if status in ("error", "fail", "runtime error", "warn") and event.message:
+            style = "yellow" if status == "warn" else "red"
+            for text in self.mask(event.message).splitlines():
+                self.console.print(f"      [{style}]{escape(text)}[/]")
         if self._status is not None:
             self._status.update(f"{d['index']}/{d['total']} done")
 
@@ -144,7 +148,11 @@ class ConsoleReporter:
             self._status.stop()
             self._status = None
         counts = event.data.get("counts", {})
-        parts = [f"{STATUS_WORD.get(k, k)}={v}" for k, v in counts.items() if v]
+        words: dict[str, int] = {}  # statuses shown with the same word are counted together
+        for status, count in counts.items():
+            word = STATUS_WORD.get(status, status)
+            words[word] = words.get(word, 0) + count
+        parts = [f"{word}={count}" for word, count in words.items() if count]
         style = "red" if event.level == "error" else "green"
         summary = " ".join([f"[{style}]{escape(self.mask(event.message))}[/]", *parts])
         self.console.print(f"{summary} in {event.data.get('elapsed', 0):.2f}s")

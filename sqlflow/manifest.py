@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
-from . import __version__
+from . import __version__, data_tests, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import MacroLibrary, Program, RenderContext, base_context, make_environment, parse_program, render
 from .nodes import (
@@ -72,7 +74,8 @@ class Manifest:
     warnings: list[str] = field(default_factory=list)
 
     def by_name(self) -> dict[str, Node]:
-        return {n.name: n for n in self.nodes.values()}
+        """Nodes that `ref()` can name (tests cannot be referenced)."""
+        return {n.name: n for n in self.nodes.values() if n.resource_type != "test"}
 
     def log(self, message: str) -> None:
         self.warnings.append(message)
@@ -112,6 +115,17 @@ class _Loader:
             if node.config.get("enabled", True) is not False:
                 nodes[node.unique_id] = node
         self._warn_unused_properties(properties, seen)
+        tests: dict[str, Node] = {}
+        for path in iter_files(project.test_paths, (".sql",)):
+            if not self._is_generic_test_file(path):
+                self._add_test(self._model_node(path, properties, "test"), tests)
+        for node in self._generic_tests(properties, nodes):
+            self._add_test(node, tests)
+        for entry, path in properties["unit_tests"].values():
+            unit = self._unit_test_node(entry, path, nodes, seen)
+            if unit is not None:
+                self._add_test(unit, tests)
+        nodes.update(tests)
         manifest = Manifest(
             project=project,
             nodes=nodes,
@@ -130,6 +144,24 @@ class _Loader:
             self.cache.save()
         return manifest
 
+    def _add_test(self, node: Node, tests: dict[str, Node]) -> None:
+        if node.config.get("enabled", True) is False:
+            return
+        other = tests.get(node.unique_id)
+        if other is not None:
+            where = f"{other.original_file_path}:{other.line}" if other.line else other.original_file_path
+            raise UserError(
+                f"two tests are named {node.name!r}",
+                path=node.path,
+                line=node.line,
+                hint=f"the other is in {where}; give one a `name:` of its own, or remove the duplicate",
+            )
+        tests[node.unique_id] = node
+
+    def _is_generic_test_file(self, path: Path) -> bool:
+        # `<test-path>/generic/` holds `{% test %}` macros, not singular tests (dbt's layout).
+        return any(path.is_relative_to(folder / "generic") for folder in self.project.test_paths)
+
     def _check_unique(self, node: Node, seen: dict[str, Path]) -> None:
         if node.name in seen:
             raise UserError(
@@ -144,7 +176,8 @@ class _Loader:
 
     def _load_macros(self) -> dict[str, Macro]:
         macros = {}
-        for path in iter_files(self.project.macro_paths, (".sql",)):
+        folders = self.project.macro_paths + [folder / "generic" for folder in self.project.test_paths]
+        for path in iter_files(folders, (".sql",)):
             source = _read(path)
             for name, line in self.macros.add_file(path, source):
                 uid = f"macro.{self.project.name}.{name}"
@@ -155,7 +188,7 @@ class _Loader:
 
     def _load_properties(self) -> dict[str, dict[str, tuple[dict[str, Any], Path]]]:
         """name -> (entry, file) for models and seeds; sources keep their own list."""
-        found: dict[str, dict[str, Any]] = {"models": {}, "seeds": {}, "sources": {}}
+        found: dict[str, dict[str, Any]] = {"models": {}, "seeds": {}, "sources": {}, "unit_tests": {}}
         folders = self.project.model_paths + self.project.seed_paths
         for path in iter_files(folders, PROPERTIES_SUFFIXES):
             data = self.cache.yaml(path) if self.cache else load_yaml(path)
@@ -182,6 +215,8 @@ class _Loader:
                 if not isinstance(name, str):
                     raise UserError("a `sources` entry has no name", path=path, line=line_of(entry))
                 found["sources"][name] = (entry, path)
+            for entry in _entries(data, "unit_tests", path):
+                found["unit_tests"][(str(entry.get("model")), str(entry.get("name")))] = (entry, path)
         return found
 
     def _warn_unused_properties(self, properties: dict[str, Any], seen: dict[str, Path]) -> None:
@@ -228,11 +263,13 @@ class _Loader:
 
     # ----------------------------------------------------------------- models and seeds
 
-    def _model_node(self, path: Path, properties: dict[str, Any]) -> Node:
+    def _model_node(self, path: Path, properties: dict[str, Any], resource_type: str = "model") -> Node:
+        """A node from a SQL file: a model, or a singular test under the test paths."""
         project = self.project
         raw = _read(path)
         rel = project.relpath(path)
-        base = next(p for p in project.model_paths if path.is_relative_to(p))
+        base_paths = project.model_paths if resource_type == "model" else project.test_paths
+        base = next(p for p in base_paths if path.is_relative_to(p))
         folders = list(path.relative_to(base).parent.parts)
         fqn = [project.name, *folders, path.stem]
         cached = self.cache.program(path, raw, self.macros.digest) if self.cache else None
@@ -240,8 +277,12 @@ class _Loader:
         if program is None:
             program = parse_program(self.env, raw, path)
         # dbt matches settings config by fqn: folders, then the model's own name.
-        folder_config = _folder_config(project.settings.get("models"), project.name, [*folders, path.stem])
-        entry, patch_path = properties["models"].get(path.stem, ({}, None))
+        folder_config = _folder_config(
+            self._settings_tree(resource_type), project.name, [*folders, path.stem]
+        )
+        entry, patch_path = (
+            properties["models"].get(path.stem, ({}, None)) if resource_type == "model" else ({}, None)
+        )
         config = merge_config(folder_config, dict(entry.get("config") or {}))
         refs, sources = list(program.refs), list(program.sources)
         file_config = dict(program.static_config)
@@ -266,10 +307,16 @@ class _Loader:
                 loaded if program.needs_load_render and not reads_secret else None,
             )
         config = merge_config(config, file_config)
-        _check_config(config, path)
+        if resource_type == "model":
+            _check_config(config, path)
+            _check_contract(path.stem, config, entry, patch_path, path, project.dialect)
+        else:
+            problem = data_tests.check_config(config)
+            if problem:
+                raise UserError(f"test {path.stem}: {problem}", path=path)
         return Node(
-            unique_id=f"model.{project.name}.{path.stem}",
-            resource_type="model",
+            unique_id=f"{resource_type}.{project.name}.{path.stem}",
+            resource_type=resource_type,
             name=path.stem,
             package_name=project.name,
             path=path,
@@ -284,6 +331,185 @@ class _Loader:
             columns=_columns(entry),
             patch_path=project.relpath(patch_path) if patch_path else None,
             program=program,
+        )
+
+    def _settings_tree(self, resource_type: str) -> Any:
+        settings = self.project.settings
+        if resource_type == "test":
+            return settings.get("data_tests", settings.get("tests"))
+        return settings.get(f"{resource_type}s")
+
+    # ----------------------------------------------------------------- generic tests
+
+    def _generic_tests(self, properties: dict[str, Any], nodes: dict[str, Node]) -> list[Node]:
+        """Nodes for the tests declared in YAML on models, seeds and source tables."""
+        by_name = {n.name: n for n in nodes.values()}
+        tests: list[Node] = []
+        for key in ("models", "seeds"):
+            for name, (entry, path) in properties[key].items():
+                target = by_name.get(name)
+                if target is None:
+                    continue  # missing (warned above) or disabled: its tests go with it, as in dbt
+                parent = (RefCall(name, line_of(entry)), None)
+                tests += self._tests_of(entry, path, name, parent, target.unique_id, target.tags)
+        for source_name, (entry, path) in properties["sources"].items():
+            for table in entry.get("tables") or []:
+                table_name = str(table["name"])
+                uid = f"source.{self.project.name}.{source_name}.{table_name}"
+                parent = (None, SourceCall(source_name, table_name, line_of(table)))
+                tags = [*(entry.get("tags") or []), *(table.get("tags") or [])]
+                tests += self._tests_of(table, path, f"source_{source_name}_{table_name}", parent, uid, tags)
+        return tests
+
+    def _tests_of(
+        self,
+        entry: dict[str, Any],
+        path: Path,
+        target_name: str,
+        parent: tuple[RefCall | None, SourceCall | None],
+        attached: str,
+        tags: list[str],
+    ) -> list[Node]:
+        found: list[tuple[Any, str | None, int | None, bool, list[str]]] = []
+        for column in entry.get("columns") or []:
+            if not isinstance(column, dict) or not column.get("name"):
+                continue
+            key = "data_tests" if "data_tests" in column else "tests"
+            for raw in _test_list(column, key, path):
+                found.append(
+                    (
+                        raw,
+                        str(column["name"]),
+                        line_of(raw) or line_of(column, key),
+                        bool(column.get("quote")),
+                        list(column.get("tags") or []),
+                    )
+                )
+        key = "data_tests" if "data_tests" in entry else "tests"
+        for raw in _test_list(entry, key, path):
+            found.append((raw, None, line_of(raw) or line_of(entry, key), False, []))
+        nodes = []
+        for raw, column_name, line, quote, column_tags in found:
+            spec = data_tests.parse_entry(raw, column_name=column_name, path=path, line=line, quote=quote)
+            nodes.append(self._test_node(spec, path, target_name, parent, attached, [*tags, *column_tags]))
+        return nodes
+
+    def _test_node(
+        self,
+        spec: data_tests.TestSpec,
+        path: Path,
+        target_name: str,
+        parent: tuple[RefCall | None, SourceCall | None],
+        attached: str,
+        tags: list[str],
+    ) -> Node:
+        project = self.project
+        full_name = f"{spec.namespace}.{spec.test_name}" if spec.namespace else spec.test_name
+        builtin = spec.namespace is None and spec.test_name in data_tests.BUILTIN_TESTS
+        if not builtin and f"test_{spec.test_name}" not in self.macros.owner:
+            raise UserError(
+                f"unknown test {full_name!r}",
+                path=path,
+                line=spec.line,
+                hint="built-in tests are " + ", ".join(data_tests.BUILTIN_TESTS) + "; define others with "
+                f"`{{% test {spec.test_name}(model, column_name) %}}` in macros/ or "
+                f"{project.relpath(project.test_paths[0]) if project.test_paths else 'data_tests'}/generic/"
+                + (" (packages such as dbt_utils are not installed by sqlflow)" if spec.namespace else ""),
+            )
+        name = data_tests.node_name(spec, target_name)
+        base = next(
+            (p for p in project.model_paths + project.seed_paths if path.is_relative_to(p)), path.parent
+        )
+        folders = list(path.relative_to(base).parent.parts) if path.is_relative_to(base) else []
+        config = _folder_config(self._settings_tree("test"), project.name, [*folders, name])
+        config = merge_config(merge_config(config, {"tags": tags}), spec.config)
+        problem = data_tests.check_config(config)
+        if problem:
+            raise UserError(f"test {name!r}: {problem}", path=path, line=spec.line)
+        ref, source = parent
+        refs, sources = ([ref] if ref else []), ([source] if source else [])
+        for template in data_tests.kwarg_templates(spec.kwargs):
+            program = parse_program(self.env, template, path)
+            refs += [RefCall(r.name, spec.line, r.package) for r in program.refs]
+            sources += [SourceCall(s.source_name, s.table_name, spec.line) for s in program.sources]
+        identity = json.dumps([full_name, target_name, spec.kwargs, spec.config], sort_keys=True, default=str)
+        return Node(
+            unique_id=f"test.{project.name}.{name}",
+            resource_type="test",
+            name=name,
+            package_name=project.name,
+            path=path,
+            original_file_path=project.relpath(path),
+            fqn=[project.name, *folders, name],
+            raw_code=f"{{{{ test_{spec.test_name}(**_dbt_generic_test_kwargs) }}}}",
+            checksum=hashlib.sha256(identity.encode()).hexdigest(),
+            config=config,
+            refs=refs,
+            sources=sources,
+            description=spec.description,
+            line=spec.line,
+            test_metadata={"name": spec.test_name, "namespace": spec.namespace, "kwargs": spec.kwargs},
+            column_name=spec.kwargs.get("column_name"),
+            attached_node=attached,
+        )
+
+    def _unit_test_node(
+        self, entry: dict[str, Any], path: Path, nodes: dict[str, Node], seen: dict[str, Path]
+    ) -> Node | None:
+        project = self.project
+        metadata = unit_tests.parse_unit_test(entry, path, project.test_paths)
+        name, model_name, line = str(entry["name"]), metadata["model"], line_of(entry)
+        model = next((n for n in nodes.values() if n.name == model_name and n.resource_type == "model"), None)
+        if model is None:
+            if model_name in seen:
+                return None  # the model is disabled, and its unit tests with it
+            raise UserError(
+                f"unit test {name!r} tests model {model_name!r}, which does not exist", path=path, line=line
+            )
+        given = {i["name"] for i in metadata["inputs"]}
+        needed = {r.name for r in model.refs} | {f"{s.source_name}.{s.table_name}" for s in model.sources}
+        if needed - given:
+            missing = sorted(needed - given)
+            raise UserError(
+                f"unit test {name!r} gives no rows for {', '.join(missing)}, which {model_name} reads",
+                path=path,
+                line=line_of(entry, "given") or line,
+                hint="add a `given:` input for each: "
+                + ", ".join(
+                    f"ref('{m}')" if "." not in m else "source('{}', '{}')".format(*m.split(".", 1))
+                    for m in missing
+                ),
+            )
+        unknown = given - needed - {"this"}
+        if unknown:
+            raise UserError(
+                f"unit test {name!r} gives rows for {', '.join(sorted(unknown))}, which {model_name} does not read",
+                path=path,
+                line=line_of(entry, "given") or line,
+            )
+        config = merge_config(
+            _folder_config(self._settings_tree("unit_test"), project.name, [model_name, name]),
+            dict(entry.get("config") or {}),
+        )
+        base = next((p for p in project.model_paths if path.is_relative_to(p)), path.parent)
+        folders = list(path.relative_to(base).parent.parts) if path.is_relative_to(base) else []
+        identity = json.dumps(metadata, sort_keys=True, default=repr)
+        return Node(
+            unique_id=f"unit_test.{project.name}.{model_name}.{name}",
+            resource_type="unit_test",
+            name=name,
+            package_name=project.name,
+            path=path,
+            original_file_path=project.relpath(path),
+            fqn=[project.name, *folders, model_name, name],
+            raw_code="",
+            checksum=hashlib.sha256(identity.encode()).hexdigest(),
+            config=config,
+            refs=[RefCall(model_name, line)],
+            description=str(entry.get("description") or ""),
+            line=line,
+            test_metadata=metadata,
+            attached_node=model.unique_id,
         )
 
     def _seed_node(self, path: Path, properties: dict[str, Any]) -> Node:
@@ -378,6 +604,8 @@ class _Loader:
     def _relation(self, node: Node, manifest: Manifest) -> Relation:
         project = self.project
         custom_schema = node.config.get("schema")
+        if node.resource_type == "test":
+            custom_schema = custom_schema or data_tests.AUDIT_SCHEMA  # where store_failures writes
         alias = node.config.get("alias")
         if "generate_schema_name" in self.macros.owner or "generate_alias_name" in self.macros.owner:
             context = RenderContext(self._context(execute=True), self.macros)
@@ -492,6 +720,59 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
         )
 
 
+def _check_contract(
+    name: str, config: dict[str, Any], entry: dict[str, Any], yaml_path: Path | None, path: Path, dialect: str
+) -> None:
+    """An enforced contract needs every column declared with a data_type sqlglot can read."""
+    contract = config.get("contract")
+    if contract is None:
+        return
+    if not isinstance(contract, dict) or not isinstance(contract.get("enforced", False), bool):
+        in_yaml = yaml_path is not None and contract == (entry.get("config") or {}).get("contract")
+        raise UserError(
+            f"model {name}: `contract` must be a mapping like {{enforced: true}}, not {contract!r}",
+            path=yaml_path if in_yaml else path,
+            line=line_of(entry.get("config"), "contract") if in_yaml else None,
+            hint="write contract={'enforced': true} in config(), or `contract: {enforced: true}` in YAML",
+        )
+    if contract.get("enforced") is not True:
+        return
+    if config.get("materialized", "view") == "ephemeral":
+        raise UserError(
+            f"model {name} is ephemeral and has an enforced contract",
+            path=path,
+            hint="an ephemeral model is never built, so there is nothing to check: materialize it as a "
+            "view, table or incremental model, or remove the contract",
+        )
+    columns = _columns(entry)
+    if not columns:
+        raise UserError(
+            f"model {name} has an enforced contract but declares no columns",
+            path=yaml_path or path,
+            line=line_of(entry) if yaml_path else None,
+            hint="list every column the model returns under `columns:` in its properties YAML, each with "
+            "a `data_type`",
+        )
+    for column in columns.values():
+        if column.data_type is None or not str(column.data_type).strip():
+            raise UserError(
+                f"column {column.name!r} of model {name} has no data_type; its contract is enforced",
+                path=yaml_path,
+                line=column.line,
+                hint="add `data_type: <type>` to the column (e.g. `data_type: integer`)",
+            )
+        try:
+            exp.DataType.build(str(column.data_type), dialect=dialect)
+        except (SqlglotError, ValueError) as exc:
+            raise UserError(
+                f"column {column.name!r} of model {name}: data_type {column.data_type!r} is not a "
+                f"{dialect} type",
+                path=yaml_path,
+                line=column.line,
+                hint="use a type of the project's dialect, e.g. integer, varchar, decimal(18, 2), timestamp",
+            ) from exc
+
+
 def _folder_config(tree: Any, project_name: str, folders: list[str]) -> dict[str, Any]:
     """Config from the settings file's nested `models:` / `seeds:` block along a node's folders and name."""
     if not isinstance(tree, dict):
@@ -531,6 +812,13 @@ def _entries(data: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]
     return entries
 
 
+def _test_list(entry: dict[str, Any], key: str, path: Path) -> list[Any]:
+    tests = entry.get(key) or []
+    if not isinstance(tests, list):
+        raise UserError(f"`{key}` must be a list of tests", path=path, line=line_of(entry, key))
+    return tests
+
+
 def _columns(entry: dict[str, Any]) -> dict[str, Column]:
     columns = {}
     for column in entry.get("columns") or []:
@@ -542,6 +830,7 @@ def _columns(entry: dict[str, Any]) -> dict[str, Column]:
                 data_type=column.get("data_type"),
                 meta=dict(column.get("meta") or {}),
                 tests=list(column.get("data_tests") or column.get("tests") or []),
+                line=line_of(column),
             )
     return columns
 

@@ -2,19 +2,22 @@
 
 Every statement is a sqlglot expression generated in the adapter's dialect. A table is built
 under a temporary name and swapped in inside one transaction, so a failed build leaves the old
-relation and its rows untouched and a reader never finds the relation missing.
+relation and its rows untouched and a reader never finds the relation missing. An enforced
+contract is checked on that temporary relation, before the swap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from .adapters.base import Adapter
 from .compiler import CompiledNode
 from .errors import WarehouseError
-from .nodes import INCREMENTAL_STRATEGIES, Node, Relation
+from .nodes import INCREMENTAL_STRATEGIES, Column, Node, Relation
 
 TMP_SUFFIX = "__sqlflow_tmp"
 NEW_ROWS_SUFFIX = "__sqlflow_new"
@@ -36,14 +39,15 @@ def materialize(
 ) -> Outcome:
     node = compiled.node
     kind = node.materialized
+    contract = Contract(node, compiled.dialect or adapter.dialect) if node.contract_enforced else None
     if kind == "view":
-        return _view(adapter, node, compiled.sql, existing_kind)
+        return _view(adapter, node, compiled.sql, existing_kind, contract)
     if kind == "table":
-        return _table(adapter, node.relation, _verbatim(compiled.sql), existing_kind)
+        return _table(adapter, node.relation, _verbatim(compiled.sql), existing_kind, contract)
     if kind == "incremental":
         if compiled.is_incremental:
-            return _incremental(adapter, node, compiled.sql)
-        return _table(adapter, node.relation, _verbatim(compiled.sql), existing_kind)
+            return _incremental(adapter, node, compiled.sql, contract)
+        return _table(adapter, node.relation, _verbatim(compiled.sql), existing_kind, contract)
     if kind == "seed":
         delimiter = str(node.config.get("delimiter") or ",")
         query = adapter.csv_select(node.path, dict(node.config.get("column_types") or {}), delimiter)
@@ -83,17 +87,22 @@ def _create(
     )
 
 
-def _view(adapter: Adapter, node: Node, select_sql: str, existing_kind: str | None) -> Outcome:
+def _view(
+    adapter: Adapter, node: Node, select_sql: str, existing_kind: str | None, contract: Contract | None
+) -> Outcome:
     relation = node.relation
     assert relation is not None
     body = _verbatim(select_sql)
-    if existing_kind in (None, "view") and adapter.replaces_views:
+    if contract is None and existing_kind in (None, "view") and adapter.replaces_views:
         adapter.execute(_create(relation, "view", body, replace=True))
         return Outcome("CREATE VIEW")
+    # A contract is checked on the view under its temporary name, before it replaces the old one.
     tmp = relation.with_identifier(relation.identifier + TMP_SUFFIX)
     with adapter.transaction():
         adapter.execute(_drop(tmp, "view"))
         adapter.execute(_create(tmp, "view", body))
+        if contract is not None:
+            contract.check(adapter, tmp)
         if existing_kind:
             adapter.execute(_drop(relation, existing_kind))
         adapter.execute(_rename(tmp, relation.identifier, "view"))
@@ -101,17 +110,30 @@ def _view(adapter: Adapter, node: Node, select_sql: str, existing_kind: str | No
 
 
 def _table(
-    adapter: Adapter, relation: Relation | None, body: exp.Expression, existing_kind: str | None
+    adapter: Adapter,
+    relation: Relation | None,
+    body: exp.Expression,
+    existing_kind: str | None,
+    contract: Contract | None = None,
 ) -> Outcome:
     assert relation is not None
     tmp = relation.with_identifier(relation.identifier + TMP_SUFFIX)
     with adapter.transaction():
         adapter.execute(_drop(tmp, "table"))
         result = adapter.execute(_create(tmp, "table", body))
+        if contract is not None:
+            contract.check(adapter, tmp)
         if existing_kind:
             adapter.execute(_drop(relation, existing_kind))
         adapter.execute(_rename(tmp, relation.identifier, "table"))
     return Outcome("CREATE TABLE", result.rowcount)
+
+
+def replace_table(
+    adapter: Adapter, relation: Relation, query: exp.Expression, existing_kind: str | None
+) -> Outcome:
+    """Create a table from `query`, or replace it atomically (old rows kept if this fails)."""
+    return _table(adapter, relation, query, existing_kind)
 
 
 # --------------------------------------------------------------------------- incremental
@@ -135,7 +157,7 @@ def unique_key_of(node: Node) -> list[str]:
     return [key] if isinstance(key, str) else [str(k) for k in key]
 
 
-def _incremental(adapter: Adapter, node: Node, select_sql: str) -> Outcome:
+def _incremental(adapter: Adapter, node: Node, select_sql: str, contract: Contract | None) -> Outcome:
     relation = node.relation
     assert relation is not None
     strategy = strategy_of(node)
@@ -145,6 +167,8 @@ def _incremental(adapter: Adapter, node: Node, select_sql: str) -> Outcome:
     with adapter.transaction():
         adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
         adapter.execute(_create(new_rows, "table", _verbatim(select_sql), temporary=True))
+        if contract is not None:
+            contract.check(adapter, new_rows, temporary=True)
         target_columns = [name for name, _ in adapter.columns(relation)]
         new_columns = {name.lower() for name, _ in _temp_columns(adapter, new_rows.identifier)}
         columns = [c for c in target_columns if c.lower() in new_columns]
@@ -275,4 +299,91 @@ def _merge(relation: Relation, new_table: exp.Table, columns: list[str], keys: l
     )
 
 
-__all__ = ["BuildError", "Outcome", "WarehouseError", "materialize"]
+# --------------------------------------------------------------------------- contracts
+
+
+@dataclass
+class Contract:
+    """A model's enforced contract: its declared columns, with types written in `dialect`."""
+
+    node: Node
+    dialect: str
+
+    def check(self, adapter: Adapter, relation: Relation, *, temporary: bool = False) -> None:
+        """Compare the columns of the relation just built (not yet swapped in) with the contract."""
+        differences = contract_differences(
+            self.node.columns.values(),
+            adapter.columns(relation, temporary=temporary),
+            declared_dialect=self.dialect,
+            actual_dialect=adapter.dialect,
+            case_insensitive=adapter.case_insensitive,
+        )
+        if differences:
+            raise BuildError(_contract_message(self.node, differences))
+
+
+def contract_differences(
+    declared: Iterable[Column],
+    actual: list[tuple[str, str]],
+    *,
+    declared_dialect: str,
+    actual_dialect: str,
+    case_insensitive: bool,
+) -> list[tuple[str, str, str, str]]:
+    """(column, contract type, actual type, problem) for each column that differs; order is ignored."""
+
+    def fold(name: str) -> str:
+        return name.lower() if case_insensitive else name
+
+    built = {fold(name): data_type for name, data_type in actual}
+    differences = []
+    for column in declared:
+        wanted = str(column.data_type or "")
+        found = built.get(fold(column.name))
+        if found is None:
+            differences.append((column.name, wanted, "", "missing"))
+        elif not same_type(wanted, declared_dialect, found, actual_dialect):
+            differences.append((column.name, wanted, found, "type differs"))
+    names = {fold(column.name) for column in declared}
+    differences += [(name, "", data_type, "extra") for name, data_type in actual if fold(name) not in names]
+    return differences
+
+
+def same_type(declared: str, declared_dialect: str, actual: str, actual_dialect: str) -> bool:
+    """Types compared as sqlglot reads them, so synonyms match (int/integer/int4, varchar/text).
+
+    A declared type written without parameters (`decimal`) matches any parameters (`decimal(18,2)`).
+    """
+    try:
+        wanted = exp.DataType.build(declared, dialect=declared_dialect)
+        built = exp.DataType.build(actual, dialect=actual_dialect)
+    except (SqlglotError, ValueError):
+        return declared.strip().upper() == actual.strip().upper()
+    if "(" not in declared:
+        # Dialects fill in defaults (DuckDB reads `decimal` as decimal(18,3)): drop them on both sides.
+        for data_type in (*wanted.find_all(exp.DataType), *built.find_all(exp.DataType)):
+            data_type.set(
+                "expressions", [e for e in data_type.expressions if not isinstance(e, exp.DataTypeParam)]
+            )
+    return wanted.sql(dialect=actual_dialect) == built.sql(dialect=actual_dialect)
+
+
+def _contract_message(node: Node, differences: list[tuple[str, str, str, str]]) -> str:
+    header = ("column", "contract type", "actual type", "problem")
+    widths = [max(len(row[i]) for row in (header, *differences)) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+
+    table = [line(header), "  " + "-+-".join("-" * width for width in widths)]
+    table += [line(row) for row in differences]
+    where = node.patch_path or "the model's properties YAML"
+    example = next((row for row in differences if row[3] == "type differs"), None)
+    cast = f", e.g. cast({example[0]} as {example[1]}) as {example[0]}" if example else ""
+    return (
+        f"contract not met: {len(differences)} column(s) of the model's result differ from its declared "
+        "columns\n" + "\n".join(table) + f"\n  hint: update the columns in {where}, or change the SQL{cast}"
+    )
+
+
+__all__ = ["BuildError", "Contract", "Outcome", "WarehouseError", "contract_differences", "materialize"]

@@ -69,14 +69,15 @@ class Column:
     data_type: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     tests: list[Any] = field(default_factory=list)
+    line: int | None = None  # of the column's entry in the properties YAML
 
 
 @dataclass
 class Node:
-    """A model or seed: something the runner builds."""
+    """A model, seed, snapshot or data test: something the runner builds or checks."""
 
     unique_id: str
-    resource_type: str  # "model" | "seed"
+    resource_type: str  # "model" | "seed" | "snapshot" | "test"
     name: str
     package_name: str
     path: Path  # absolute
@@ -94,16 +95,28 @@ class Node:
     patch_path: str | None = None
     # The parsed Jinja program (see jinja.Program); opaque to every stage but rendering.
     program: Any = None
+    line: int | None = None  # where a node defined inside a YAML file is declared
+    # Generic data tests: {"name", "namespace", "kwargs"} and the node and column they test.
+    test_metadata: dict[str, Any] | None = None
+    column_name: str | None = None
+    attached_node: str | None = None
 
     @property
     def materialized(self) -> str:
-        if self.resource_type == "seed":
-            return "seed"
+        if self.resource_type != "model":
+            return self.resource_type
         return str(self.config.get("materialized", "view"))
 
     @property
     def is_ephemeral(self) -> bool:
         return self.materialized == "ephemeral"
+
+    @property
+    def contract_enforced(self) -> bool:
+        """`contract: {enforced: true}`: the built relation must have exactly the declared columns."""
+        contract = self.config.get("contract")
+        enforced = isinstance(contract, dict) and contract.get("enforced") is True
+        return self.resource_type == "model" and enforced
 
     @property
     def tags(self) -> list[str]:

@@ -227,6 +227,15 @@ class Project:
         return self.paths("macro-paths", ["macros"])
 
     @property
+    def test_paths(self) -> list[Path]:
+        # The repository's tests/ is often a Python suite, so sqlflow projects default elsewhere.
+        return self.paths("test-paths", ["tests"] if self.is_dbt else ["data_tests"])
+
+    @property
+    def snapshot_paths(self) -> list[Path]:
+        return self.paths("snapshot-paths", ["snapshots"])
+
+    @property
     def target_path(self) -> Path:
         return self.root / self.settings.get("target-path", "target")
 

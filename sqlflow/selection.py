@@ -231,6 +231,23 @@ def _method_package(resource: Any, value: str, root: str) -> bool:
     return _glob(value, getattr(resource, "package_name", "") or "")
 
 
+def _method_test_type(resource: Any, value: str, root: str) -> bool:
+    kind = getattr(resource, "resource_type", None)
+    if kind == "unit_test":
+        return value == "unit"
+    if kind != "test":
+        return False
+    if value == "data":
+        return True
+    return value == ("generic" if resource.test_metadata is not None else "singular")
+
+
+def _method_test_name(resource: Any, value: str, root: str) -> bool:
+    if getattr(resource, "resource_type", None) != "test" or resource.test_metadata is None:
+        return False
+    return _glob(value, resource.test_metadata["name"])
+
+
 METHODS: dict[str, Callable[[Any, str, str], bool]] = {
     "default": _method_default,
     "path": _method_path,
@@ -239,6 +256,8 @@ METHODS: dict[str, Callable[[Any, str, str], bool]] = {
     "source": _method_source,
     "resource_type": _method_resource_type,
     "package": _method_package,
+    "test_type": _method_test_type,
+    "test_name": _method_test_name,
     "config": lambda resource, value, root: False,  # dispatched below with its key
 }
 
@@ -270,7 +289,10 @@ def _evaluate_criterion(criterion: Criterion, graph: Graph, root: str) -> set[st
             selected |= graph.descendants(uid, criterion.children_depth)
     if criterion.childrens_parents:
         for uid in list(selected):
-            selected |= graph.ancestors(uid)
+            # A test is not a child whose parents are wanted: `@orders` must not pull in every
+            # model a relationships test on orders happens to read.
+            if not _is_test(graph.resource(uid)):
+                selected |= graph.ancestors(uid)
     return selected
 
 
@@ -285,6 +307,25 @@ def evaluate(expression: Expression, graph: Graph) -> set[str]:
     return result
 
 
+TEST_TYPES = frozenset({"test", "unit_test"})
+
+
+def _is_test(resource: Any) -> bool:
+    return getattr(resource, "resource_type", None) in TEST_TYPES
+
+
+def _tests_of(chosen: set[str], excluded: set[str], graph: Graph) -> set[str]:
+    """dbt's eager indirect selection: a test goes with any node it reads, unless one is excluded."""
+    found = set()
+    for uid in graph:
+        if uid in chosen or uid in excluded or not _is_test(graph.resource(uid)):
+            continue
+        parents = graph.parents(uid)
+        if any(p in chosen for p in parents) and not any(p in excluded for p in parents):
+            found.add(uid)
+    return found
+
+
 def select(
     graph: Graph,
     select: tuple[str, ...] | list[str] | None = None,
@@ -293,9 +334,11 @@ def select(
 ) -> list[str]:
     """Unique ids picked by --select minus --exclude, restricted to `resource_types`, in DAG order."""
     chosen = evaluate(parse(" ".join(select)), graph) if select else set(graph)
-    if exclude:
-        chosen -= evaluate(parse(" ".join(exclude)), graph)
+    excluded = evaluate(parse(" ".join(exclude)), graph) if exclude else set()
+    chosen -= excluded
     kinds = set(resource_types)
+    if kinds & TEST_TYPES:
+        chosen |= _tests_of(chosen, excluded, graph)
     return graph.topological(
         uid for uid in chosen if getattr(graph.resource(uid), "resource_type", "source") in kinds
     )

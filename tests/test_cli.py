@@ -30,7 +30,7 @@ FILES = {
         """,
 }
 
-COMMANDS = ["run", "build", "seed", "compile", "ls", "show", "debug", "init", "clean"]
+COMMANDS = ["run", "build", "test", "seed", "compile", "ls", "show", "debug", "init", "clean"]
 
 
 def invoke(*args: str):
@@ -319,7 +319,7 @@ def test_ls_resource_type(project):
     assert sources.output.splitlines() == ["source:proj.raw.events"]
     both = project.cli("ls", "--resource-type", "seed", "--resource-type", "model", "-o", "name")
     assert sorted(both.output.splitlines()) == ["numbers", "people", "people_count", "stg_people"]
-    bad = project.cli("ls", "--resource-type", "snapshot")
+    bad = project.cli("ls", "--resource-type", "exposure")
     assert bad.exit_code == 2
     assert "Invalid value for '--resource-type'" in bad.output
 

@@ -89,8 +89,12 @@ class Adapter(ABC):
         """(schema, identifier) -> 'table' | 'view' for every relation visible to the target."""
 
     @abstractmethod
-    def columns(self, relation: Relation) -> list[tuple[str, str]]:
-        """(name, data type) of a relation's columns, in order."""
+    def columns(self, relation: Relation, *, temporary: bool = False) -> list[tuple[str, str]]:
+        """(name, data type as the warehouse spells it) of a relation's columns, in order.
+
+        `temporary`: the relation is a table this connection created with CREATE TEMPORARY TABLE
+        under its identifier alone; its schema and database are ignored.
+        """
 
     def key(self, schema: str, identifier: str) -> tuple[str, str]:
         if self.case_insensitive:

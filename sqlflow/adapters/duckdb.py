@@ -122,21 +122,27 @@ class DuckDBAdapter(Adapter):
             for schema, name, kind in result.rows
         }
 
-    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+    def columns(self, relation: Relation, *, temporary: bool = False) -> list[tuple[str, str]]:
+        name = exp.func("lower", exp.column("table_name")).eq(exp.Literal.string(relation.identifier.lower()))
+        if temporary:
+            # DuckDB keeps temporary tables in the `temp` catalog's `main` schema.
+            where = exp.and_(name, exp.column("table_catalog").eq(exp.Literal.string("temp")))
+        else:
+            catalog = (
+                exp.func("lower", exp.column("table_catalog")).eq(
+                    exp.Literal.string(relation.database.lower())
+                )
+                if relation.database
+                else exp.column("table_catalog").eq(exp.func("current_database"))
+            )
+            schema = exp.func("lower", exp.column("table_schema")).eq(
+                exp.Literal.string(relation.schema.lower())
+            )
+            where = exp.and_(name, schema, catalog)
         query = (
             exp.select("column_name", "data_type")
             .from_(exp.table_("columns", db="information_schema"))
-            .where(
-                exp.and_(
-                    exp.func("lower", exp.column("table_schema")).eq(
-                        exp.Literal.string(relation.schema.lower())
-                    ),
-                    exp.func("lower", exp.column("table_name")).eq(
-                        exp.Literal.string(relation.identifier.lower())
-                    ),
-                    exp.column("table_catalog").eq(exp.func("current_database")),
-                )
-            )
+            .where(where)
             .order_by("ordinal_position")
         )
         return [(name, kind) for name, kind in self.execute(query, fetch=True).rows]
