@@ -170,6 +170,7 @@ def _run_command(kind: str):
                 "seed": commands.seed,
                 "build": commands.build,
                 "test": commands.test,
+                "snapshot": commands.snapshot,
             }[kind]
             outcome = function(
                 session, select, exclude, full_refresh=full_refresh, fail_fast=fail_fast, cancel=cancel
@@ -209,6 +210,7 @@ for _kind, _help in (
         "Load seeds, build models and run their tests in one DAG; a failed test skips what is downstream.",
     ),
     ("test", "Run the data tests of the selected nodes against what is built."),
+    ("snapshot", "Record what changed in the rows of each snapshot's query (type-2 history)."),
 ):
     _cmd = _run_command(_kind)
     _cmd.__name__ = _kind
@@ -217,7 +219,7 @@ for _kind, _help in (
     _cmd = _common(_cmd)
     _cmd = _selection(_cmd)
     _cmd = click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failure.")(_cmd)
-    if _kind != "test":
+    if _kind not in ("test", "snapshot"):
         _cmd = click.option(
             "--full-refresh", "-f", is_flag=True, help="Rebuild incremental models from scratch."
         )(_cmd)

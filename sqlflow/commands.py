@@ -18,7 +18,7 @@ from typing import Any
 import networkx as nx
 from sqlglot import exp
 
-from . import artifacts, data_tests, freshness, selection, unit_tests
+from . import artifacts, data_tests, freshness, selection, snapshots, unit_tests
 from .adapters import Adapter, adapter_for
 from .compiler import CompiledNode, Compiler
 from .errors import UserError, WarehouseError
@@ -234,8 +234,15 @@ def build(
     session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
 ) -> RunOutcome:
     """Seeds, models and tests in one DAG; a failing test skips what depends on the tested node."""
-    kinds = ("seed", "model", "test", "unit_test")
+    kinds = ("seed", "model", "snapshot", "test", "unit_test")
     return run(session, select, exclude, resource_types=kinds, command="build", **options)
+
+
+def snapshot(
+    session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
+) -> RunOutcome:
+    """Record the changes of the selected snapshots' queries (type-2 history tables)."""
+    return run(session, select, exclude, resource_types=("snapshot",), command="snapshot", **options)
 
 
 def test(
@@ -321,9 +328,18 @@ def build_node(
     started_at, clock = now_iso(), time.perf_counter()
     thread = threading.current_thread().name
     try:
-        outcome = materialize(
-            adapter, compiled, compiler.relation_kind(node.relation), full_refresh=full_refresh
-        )
+        existing = compiler.relation_kind(node.relation)
+        if node.resource_type == "snapshot":
+            outcome = snapshots.materialize_snapshot(
+                adapter,
+                node.relation,
+                compiled.sql,
+                node.config,
+                existing_kind=existing,
+                dialect_of_select=compiler.dialect,
+            )
+        else:
+            outcome = materialize(adapter, compiled, existing, full_refresh=full_refresh)
         status, message, rows = "success", outcome.message, outcome.rows
     except (WarehouseError, BuildError) as exc:
         status, message, rows = "error", str(exc), None

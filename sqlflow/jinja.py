@@ -61,6 +61,22 @@ def make_environment() -> jinja2.Environment:
     )
 
 
+_SNAPSHOT_BLOCK = re.compile(r"\{%-?\s*snapshot\s+(\w+)\s*-?%\}(.*?)\{%-?\s*endsnapshot\s*-?%\}", re.S)
+
+
+def snapshot_blocks(source: str) -> list[tuple[str, str, int]]:
+    """(name, body, line) of each `{% snapshot name %}…{% endsnapshot %}` block in a file.
+
+    The body is padded with the newlines before it, so a line in it is the line in the file.
+    """
+    blocks = []
+    for match in _SNAPSHOT_BLOCK.finditer(source):
+        before = source[: match.start(2)]
+        line = source.count("\n", 0, match.start()) + 1
+        blocks.append((match.group(1), "\n" * before.count("\n") + match.group(2), line))
+    return blocks
+
+
 # --------------------------------------------------------------------------- programs
 
 

@@ -24,9 +24,18 @@ import jinja2
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from . import __version__, data_tests, unit_tests
+from . import __version__, data_tests, snapshots, unit_tests
 from .errors import CompilationError, UserError
-from .jinja import MacroLibrary, Program, RenderContext, base_context, make_environment, parse_program, render
+from .jinja import (
+    MacroLibrary,
+    Program,
+    RenderContext,
+    base_context,
+    make_environment,
+    parse_program,
+    render,
+    snapshot_blocks,
+)
 from .nodes import (
     INCREMENTAL_STRATEGIES,
     Column,
@@ -114,6 +123,10 @@ class _Loader:
             self._check_unique(node, seen)
             if node.config.get("enabled", True) is not False:
                 nodes[node.unique_id] = node
+        for node in self._snapshot_nodes(properties):
+            self._check_unique(node, seen)
+            if node.config.get("enabled", True) is not False:
+                nodes[node.unique_id] = node
         self._warn_unused_properties(properties, seen)
         tests: dict[str, Node] = {}
         for path in iter_files(project.test_paths, (".sql",)):
@@ -188,15 +201,21 @@ class _Loader:
 
     def _load_properties(self) -> dict[str, dict[str, tuple[dict[str, Any], Path]]]:
         """name -> (entry, file) for models and seeds; sources keep their own list."""
-        found: dict[str, dict[str, Any]] = {"models": {}, "seeds": {}, "sources": {}, "unit_tests": {}}
-        folders = self.project.model_paths + self.project.seed_paths
+        found: dict[str, dict[str, Any]] = {
+            "models": {},
+            "seeds": {},
+            "snapshots": {},
+            "sources": {},
+            "unit_tests": {},
+        }
+        folders = self.project.model_paths + self.project.seed_paths + self.project.snapshot_paths
         for path in iter_files(folders, PROPERTIES_SUFFIXES):
             data = self.cache.yaml(path) if self.cache else load_yaml(path)
             if data is None:
                 continue
             if not isinstance(data, dict):
                 raise UserError("a properties file must be a mapping", path=path, line=1)
-            for key in ("models", "seeds"):
+            for key in ("models", "seeds", "snapshots"):
                 for entry in _entries(data, key, path):
                     name = entry.get("name")
                     if not isinstance(name, str):
@@ -220,7 +239,7 @@ class _Loader:
         return found
 
     def _warn_unused_properties(self, properties: dict[str, Any], seen: dict[str, Path]) -> None:
-        for key in ("models", "seeds"):
+        for key in ("models", "seeds", "snapshots"):
             for name, (entry, path) in properties[key].items():
                 if name not in seen:
                     self.warnings.append(
@@ -263,43 +282,53 @@ class _Loader:
 
     # ----------------------------------------------------------------- models and seeds
 
-    def _model_node(self, path: Path, properties: dict[str, Any], resource_type: str = "model") -> Node:
-        """A node from a SQL file: a model, or a singular test under the test paths."""
+    def _model_node(
+        self,
+        path: Path,
+        properties: dict[str, Any],
+        resource_type: str = "model",
+        block: tuple[str, str, int] | None = None,
+    ) -> Node:
+        """A node from a SQL file: a model, a singular test, or one `{% snapshot %}` block (`block`)."""
         project = self.project
-        raw = _read(path)
+        name, raw, line = block if block else (path.stem, _read(path), None)
         rel = project.relpath(path)
-        base_paths = project.model_paths if resource_type == "model" else project.test_paths
-        base = next(p for p in base_paths if path.is_relative_to(p))
+        base_paths = {
+            "model": project.model_paths,
+            "test": project.test_paths,
+            "snapshot": project.snapshot_paths,
+        }
+        base = next((p for p in base_paths[resource_type] if path.is_relative_to(p)), path.parent)
         folders = list(path.relative_to(base).parent.parts)
-        fqn = [project.name, *folders, path.stem]
-        cached = self.cache.program(path, raw, self.macros.digest) if self.cache else None
+        fqn = [project.name, *folders, name]
+        # A file holds several snapshot blocks; the cache keeps one program per file.
+        cache = self.cache if block is None else None
+        cached = cache.program(path, raw, self.macros.digest) if cache else None
         program, loaded = cached if cached else (None, None)
         if program is None:
             program = parse_program(self.env, raw, path)
         # dbt matches settings config by fqn: folders, then the model's own name.
-        folder_config = _folder_config(
-            self._settings_tree(resource_type), project.name, [*folders, path.stem]
-        )
+        folder_config = _folder_config(self._settings_tree(resource_type), project.name, [*folders, name])
         entry, patch_path = (
-            properties["models"].get(path.stem, ({}, None)) if resource_type == "model" else ({}, None)
+            properties[f"{resource_type}s"].get(name, ({}, None)) if resource_type != "test" else ({}, None)
         )
         config = merge_config(folder_config, dict(entry.get("config") or {}))
         refs, sources = list(program.refs), list(program.sources)
         file_config = dict(program.static_config)
         if program.needs_load_render:
             if loaded is None:
-                loaded = self._load_render(program, path.stem, config)
+                loaded = self._load_render(program, name, config)
             loaded_refs, loaded_sources, loaded_config, _ = loaded
             refs = list(dict.fromkeys([*refs, *loaded_refs]))
             sources = list(dict.fromkeys([*sources, *loaded_sources]))
             file_config.update(loaded_config)
-        if self.cache:
+        if cache:
             # A load render that read a secret env var is not cached: the pickle would hold the value
             # in clear, and a cache hit would skip env_var(), leaving the value unknown to the mask.
             reads_secret = loaded is not None and any(
                 marker in name.upper() for name in loaded[3] for marker in SECRET_ENV_MARKERS
             )
-            self.cache.remember(
+            cache.remember(
                 path,
                 raw,
                 self.macros.digest,
@@ -309,15 +338,24 @@ class _Loader:
         config = merge_config(config, file_config)
         if resource_type == "model":
             _check_config(config, path)
-            _check_contract(path.stem, config, entry, patch_path, path, project.dialect)
+            _check_contract(name, config, entry, patch_path, path, project.dialect)
+        elif resource_type == "snapshot":
+            problem = snapshots.check_snapshot_config(config, dialect=project.dialect)
+            if problem:
+                raise UserError(
+                    f"snapshot {name}: {problem}",
+                    path=path,
+                    line=line,
+                    hint="set it in the snapshot's config(...), its YAML entry, or `snapshots:` in the settings file",
+                )
         else:
             problem = data_tests.check_config(config)
             if problem:
-                raise UserError(f"test {path.stem}: {problem}", path=path)
+                raise UserError(f"test {name}: {problem}", path=path)
         return Node(
-            unique_id=f"{resource_type}.{project.name}.{path.stem}",
+            unique_id=f"{resource_type}.{project.name}.{name}",
             resource_type=resource_type,
-            name=path.stem,
+            name=name,
             package_name=project.name,
             path=path,
             original_file_path=rel,
@@ -331,7 +369,36 @@ class _Loader:
             columns=_columns(entry),
             patch_path=project.relpath(patch_path) if patch_path else None,
             program=program,
+            line=line,
         )
+
+    def _snapshot_nodes(self, properties: dict[str, Any]) -> list[Node]:
+        """Snapshots from `{% snapshot %}` blocks in snapshots/, and from YAML entries with `relation:`."""
+        found = []
+        for path in iter_files(self.project.snapshot_paths, (".sql",)):
+            blocks = snapshot_blocks(_read(path))
+            if not blocks:
+                raise UserError(
+                    "no snapshot in this file",
+                    path=path,
+                    hint="wrap the query in {% snapshot name %} ... {% endsnapshot %}",
+                )
+            found += [self._model_node(path, properties, "snapshot", block) for block in blocks]
+        defined = {n.name for n in found}
+        for name, (entry, path) in properties["snapshots"].items():
+            relation = entry.get("relation")
+            if name in defined or relation is None:
+                continue
+            if not isinstance(relation, str) or data_tests.kwarg_template(relation) is None:
+                raise UserError(
+                    f"snapshot {name}: `relation` must be ref('model') or source('src', 'table')",
+                    path=path,
+                    line=line_of(entry, "relation"),
+                )
+            # dbt 1.9's YAML snapshots: every column of the relation, as if written in a block.
+            body = "\n" * ((line_of(entry) or 1) - 1) + f"select * from {{{{ {relation} }}}}"
+            found.append(self._model_node(path, properties, "snapshot", (name, body, line_of(entry) or 1)))
+        return found
 
     def _settings_tree(self, resource_type: str) -> Any:
         settings = self.project.settings
@@ -345,7 +412,7 @@ class _Loader:
         """Nodes for the tests declared in YAML on models, seeds and source tables."""
         by_name = {n.name: n for n in nodes.values()}
         tests: list[Node] = []
-        for key in ("models", "seeds"):
+        for key in ("models", "seeds", "snapshots"):
             for name, (entry, path) in properties[key].items():
                 target = by_name.get(name)
                 if target is None:
@@ -603,6 +670,12 @@ class _Loader:
 
     def _relation(self, node: Node, manifest: Manifest) -> Relation:
         project = self.project
+        if node.resource_type == "snapshot" and node.config.get("target_schema"):
+            # dbt's older snapshot config names the schema exactly, without generate_schema_name.
+            database = node.config.get("target_database") or node.config.get("database")
+            return Relation(
+                database, str(node.config["target_schema"]), str(node.config.get("alias") or node.name)
+            )
         custom_schema = node.config.get("schema")
         if node.resource_type == "test":
             custom_schema = custom_schema or data_tests.AUDIT_SCHEMA  # where store_failures writes

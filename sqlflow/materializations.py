@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from .adapters.base import Adapter
-from .compiler import CompiledNode
 from .errors import WarehouseError
 from .nodes import INCREMENTAL_STRATEGIES, Column, Node, Relation
+
+if TYPE_CHECKING:  # compiled nodes are only read here; the compiler sits upstream
+    from .compiler import CompiledNode
 
 TMP_SUFFIX = "__sqlflow_tmp"
 NEW_ROWS_SUFFIX = "__sqlflow_new"

@@ -574,8 +574,11 @@ def test_build_example_project(tmp_path):
     results = json.loads((root / "target/run_results.json").read_text())["results"]
     built = [r for r in results if not r["unique_id"].startswith(("test.", "unit_test."))]
     tests = [r for r in results if r["unique_id"].startswith(("test.", "unit_test."))]
-    assert len(built) == 10 and {r["status"] for r in built} == {"success"}
-    assert len(tests) >= 26 and {r["status"] for r in tests} == {"pass"}
+    assert len(built) == 11 and {r["status"] for r in built} == {"success"}
+    assert len(tests) >= 27 and {r["status"] for r in tests} == {"pass"}
+    kinds_run = {r["unique_id"].split(".")[0] for r in results}
+    assert kinds_run == {"seed", "model", "snapshot", "test", "unit_test"}
+    assert query(db, "select count(*) from customers_snapshot where dbt_valid_to is null") == [(200,)]
 
     # the second build takes the incremental path and changes nothing
     proc = sqlflow("build", root=root)

@@ -637,3 +637,106 @@ def test_select_with_a_meta_column_name_is_refused(wh):
     wh.source([(1, "a", T1)])
     with pytest.raises(BuildError, match=r"'dbt_valid_from'.*snapshot_meta_column_names"):
         wh.snapshot(TIMESTAMP, select="select *, updated_at as dbt_valid_from from src")
+
+
+# --------------------------------------------------------------------------- snapshot files and commands
+
+SNAPSHOT_PROJECT = {
+    "seeds/raw_people.csv": "id,name,updated_at\n1,ada,2024-01-01 00:00:00\n2,grace,2024-01-01 00:00:00\n",
+    "models/people.sql": "select * from {{ ref('raw_people') }}\n",
+    "snapshots/people_history.sql": """\
+        -- text outside the block is ignored, as in dbt
+        {% snapshot people_history %}
+        {{ config(unique_key='id', strategy='timestamp', updated_at='updated_at') }}
+        select * from {{ ref('people') }}
+        {% endsnapshot %}
+        """,
+    "snapshots/schema.yml": """\
+        snapshots:
+          - name: people_history
+            columns:
+              - name: id
+                data_tests: [not_null]
+        """,
+}
+
+
+def _results(project) -> dict[str, dict]:
+    import json
+
+    data = json.loads((project.root / "target/run_results.json").read_text())
+    return {r["unique_id"]: r for r in data["results"]}
+
+
+def test_build_records_a_changed_row_as_a_new_version(make_project):
+    project = make_project(SNAPSHOT_PROJECT)
+    result = project.cli("build")
+    assert result.exit_code == 0, result.output
+    order = list(_results(project))
+    assert order.index("model.proj.people") < order.index("snapshot.proj.people_history")
+    assert _results(project)["test.proj.not_null_people_history_id"]["status"] == "pass"
+    project.write(
+        "seeds/raw_people.csv",
+        "id,name,updated_at\n1,ada,2024-01-01 00:00:00\n2,grace h,2024-02-01 00:00:00\n",
+    )
+    assert project.cli("build").exit_code == 0
+    rows = project.query(
+        "select id, name, cast(dbt_valid_from as varchar), cast(dbt_valid_to as varchar) "
+        "from people_history order by id, dbt_valid_from"
+    )
+    assert rows == [
+        (1, "ada", "2024-01-01 00:00:00", None),
+        (2, "grace", "2024-01-01 00:00:00", "2024-02-01 00:00:00"),
+        (2, "grace h", "2024-02-01 00:00:00", None),
+    ]
+    # the snapshot command alone, with nothing changed, adds nothing
+    result = project.cli("snapshot")
+    assert result.exit_code == 0, result.output
+    assert list(_results(project)) == ["snapshot.proj.people_history"]
+    assert project.scalar("select count(*) from people_history") == 3
+
+
+def test_snapshot_from_yaml_and_target_schema(make_project):
+    project = make_project(
+        {
+            "seeds/raw_people.csv": "id,name\n1,ada\n",
+            "snapshots/schema.yml": """\
+                snapshots:
+                  - name: people_versions
+                    relation: ref('raw_people')
+                    config:
+                      unique_key: id
+                      strategy: check
+                      check_cols: all
+                      target_schema: history
+                """,
+        }
+    )
+    result = project.cli("build")
+    assert result.exit_code == 0, result.output
+    assert project.query("select id, name from history.people_versions") == [(1, "ada")]
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        (
+            "\n{% snapshot s %}\n{{ config(unique_key='id', strategy='sometimes') }}\nselect 1 as id\n{% endsnapshot %}\n",
+            "snapshot s:",
+            2,
+        ),
+        ("select 1 as id\n", "no snapshot in this file", None),
+        (
+            "{% snapshot s %}\n{{ config(unique_key='id', strategy='check') }}\nselect 1 as id\n{% endsnapshot %}\n",
+            "check_cols",
+            1,
+        ),
+    ],
+)
+def test_bad_snapshot_files_are_user_errors(make_project, text, message, line):
+    project = make_project({"snapshots/s.sql": text})
+    result = project.cli("build")
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert ("snapshots/s.sql:" + str(line) if line else "snapshots/s.sql") in result.output
+    assert "Traceback" not in result.output
