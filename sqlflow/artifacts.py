@@ -6,6 +6,7 @@ ours. Every file is written whole (temporary file, then rename) and through the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -111,6 +112,16 @@ def node_json(manifest: Manifest, node: Node, compiled_sql: str | None = None) -
         if relation and not node.is_ephemeral
         else None,
     }
+    if node.resource_type == "test":
+        data["column_name"] = node.column_name
+        data["attached_node"] = node.attached_node
+        if node.test_metadata is not None:
+            data["test_metadata"] = node.test_metadata
+    elif node.resource_type == "unit_test":
+        data["model"] = node.test_metadata["model"] if node.test_metadata else None
+        data["given"] = _plain(node.test_metadata["inputs"]) if node.test_metadata else []
+        data["expect"] = _plain(node.test_metadata["expect"]) if node.test_metadata else {}
+        data["overrides"] = node.test_metadata["overrides"] if node.test_metadata else {}
     if compiled_sql is not None:
         data["compiled"] = True
         data["compiled_code"] = compiled_sql
@@ -144,7 +155,16 @@ def write_manifest(manifest: Manifest, graph: Graph, compiled: dict[str, str] | 
     compiled = compiled or {}
     data = {
         "metadata": _metadata(manifest, MANIFEST_SCHEMA),
-        "nodes": {uid: node_json(manifest, n, compiled.get(uid)) for uid, n in manifest.nodes.items()},
+        "nodes": {
+            uid: node_json(manifest, n, compiled.get(uid))
+            for uid, n in manifest.nodes.items()
+            if n.resource_type != "unit_test"
+        },
+        "unit_tests": {
+            uid: node_json(manifest, n, compiled.get(uid))
+            for uid, n in manifest.nodes.items()
+            if n.resource_type == "unit_test"
+        },
         "sources": {uid: source_json(manifest, s) for uid, s in manifest.sources.items()},
         "macros": {
             uid: {
@@ -241,6 +261,17 @@ def write_sources(manifest: Manifest, outcome: RunOutcome, path: Path | None = N
     path = path or manifest.project.target_path / "sources.json"
     write_json(path, data, manifest.project.secrets.mask)
     return path
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses inside node metadata as JSON-ready mappings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _sha(text: str) -> str:
