@@ -83,7 +83,9 @@ def _columns(columns: dict[str, Column]) -> dict[str, Any]:
     }
 
 
-def node_json(manifest: Manifest, node: Node, compiled_sql: str | None = None) -> dict[str, Any]:
+def node_json(
+    manifest: Manifest, node: Node, compiled_sql: str | None = None, fingerprint: str | None = None
+) -> dict[str, Any]:
     relation = node.relation
     data: dict[str, Any] = {
         "unique_id": node.unique_id,
@@ -122,6 +124,8 @@ def node_json(manifest: Manifest, node: Node, compiled_sql: str | None = None) -
         data["given"] = _plain(node.test_metadata["inputs"]) if node.test_metadata else []
         data["expect"] = _plain(node.test_metadata["expect"]) if node.test_metadata else {}
         data["overrides"] = node.test_metadata["overrides"] if node.test_metadata else {}
+    if fingerprint:
+        data["sqlflow_fingerprint"] = fingerprint
     if compiled_sql is not None:
         data["compiled"] = True
         data["compiled_code"] = compiled_sql
@@ -151,12 +155,20 @@ def source_json(manifest: Manifest, source: Source) -> dict[str, Any]:
     }
 
 
-def write_manifest(manifest: Manifest, graph: Graph, compiled: dict[str, str] | None = None) -> Path:
+def write_manifest(
+    manifest: Manifest,
+    graph: Graph,
+    compiled: dict[str, str] | None = None,
+    *,
+    fingerprints: dict[str, str | None] | None = None,
+) -> Path:
+    """target/manifest.json; `fingerprints` (see state.py) let a later `--state` run compare with this one."""
     compiled = compiled or {}
+    fingerprints = fingerprints or {}
     data = {
         "metadata": _metadata(manifest, MANIFEST_SCHEMA),
         "nodes": {
-            uid: node_json(manifest, n, compiled.get(uid))
+            uid: node_json(manifest, n, compiled.get(uid), fingerprints.get(uid))
             for uid, n in manifest.nodes.items()
             if n.resource_type != "unit_test"
         },
@@ -272,6 +284,24 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def write_invocation(target_path: Path, args: dict[str, Any]) -> Path:
+    """A run_results.json with no results yet: written before the project loads, so that `retry`
+    can repeat a command that failed before any node ran."""
+    data = {
+        "metadata": {
+            "dbt_schema_version": RUN_RESULTS_SCHEMA,
+            "sqlflow_version": __version__,
+            "generated_at": now_iso(),
+        },
+        "results": [],
+        "elapsed_time": 0.0,
+        "args": args,
+    }
+    path = target_path / "run_results.json"
+    write_json(path, data)
+    return path
 
 
 def _sha(text: str) -> str:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, commands, scaffold
+from . import __version__, artifacts, commands, scaffold, selection
 from .errors import UserError
 from .events import ConsoleReporter, EventHandler, JsonReporter
 from .project import find_settings, load_yaml, parse_vars
@@ -102,6 +102,17 @@ def _selection(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _state_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--state",
+        "state_dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Compare state: and result: selectors with this earlier run's target/ (default: the warehouse's state).",
+    )(func)
+    return click.option("--selector", default=None, help="A named selector from selectors.yml.")(func)
+
+
 def _handled(func: Callable[..., int | None]) -> Callable[..., None]:
     """Turn errors into a message and an exit code; tracebacks only with --debug."""
 
@@ -163,7 +174,18 @@ def main() -> None:
 
 
 def _run_command(kind: str):
-    def command(select, exclude, fail_fast, full_refresh=False, **options):
+    def command(select, exclude, fail_fast, state_dir, selector, full_refresh=False, **options):
+        selection.methods_used(select, exclude)  # a malformed selector stops here, before anything is kept
+        _record_invocation(
+            options,
+            which=kind,
+            select=list(select),
+            exclude=list(exclude),
+            selector=selector,
+            state=state_dir,
+            full_refresh=full_refresh,
+            fail_fast=fail_fast,
+        )
         with _session(options) as session, _cancel_on_sigint() as cancel:
             function = {
                 "run": commands.run,
@@ -173,7 +195,14 @@ def _run_command(kind: str):
                 "snapshot": commands.snapshot,
             }[kind]
             outcome = function(
-                session, select, exclude, full_refresh=full_refresh, fail_fast=fail_fast, cancel=cancel
+                session,
+                select,
+                exclude,
+                full_refresh=full_refresh,
+                fail_fast=fail_fast,
+                cancel=cancel,
+                state_dir=state_dir,
+                selector=selector,
             )
         if outcome.interrupted:
             return EXIT_INTERRUPTED
@@ -218,6 +247,7 @@ for _kind, _help in (
     _cmd = _handled(_cmd)
     _cmd = _common(_cmd)
     _cmd = _selection(_cmd)
+    _cmd = _state_options(_cmd)
     _cmd = click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failure.")(_cmd)
     if _kind not in ("test", "snapshot"):
         _cmd = click.option(
@@ -252,6 +282,45 @@ def source_freshness(select, exclude, output, **options):
 
 
 @main.command()
+@_common
+@_handled
+def retry(**options):
+    """Run again what errored, failed or was skipped in the last run, with the same command and options."""
+    last = commands.last_invocation(_target_path(options["project_dir"]))["args"]
+    # The last run's target, vars and threads, unless given again here.
+    options["target"] = options.get("target") or last.get("target")
+    options["threads"] = options.get("threads") or last.get("threads")
+    if not options.get("vars_text") and last.get("vars"):
+        options["vars_text"] = json.dumps(last["vars"])
+    with _session(options) as session, _cancel_on_sigint() as cancel:
+        outcome = commands.retry(session, cancel=cancel)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def _record_invocation(options: dict[str, Any], **args: Any) -> None:
+    """The command as given, kept before the project loads (a load error is retried too)."""
+    try:
+        target_path = _target_path(options["project_dir"])
+    except (UserError, OSError):
+        return  # no readable settings: the session reports that
+    args.update(
+        target=options.get("target"),
+        threads=options.get("threads"),
+        vars=parse_vars(options.get("vars_text")),
+    )
+    if target_path.parent.is_dir():
+        artifacts.write_invocation(target_path, args)
+
+
+def _target_path(project_dir: str) -> Path:
+    root = Path(project_dir).resolve()
+    settings = load_yaml(find_settings(root)) or {}
+    return root / str(settings.get("target-path", "target"))
+
+
+@main.command()
 @_selection
 @_common
 @_handled
@@ -271,6 +340,7 @@ def compile(select, exclude, **options):
 
 @main.command(name="ls")
 @_selection
+@_state_options
 @click.option(
     "--resource-type",
     "resource_types",
@@ -287,11 +357,11 @@ def compile(select, exclude, **options):
 )
 @_common
 @_handled
-def ls_command(select, exclude, resource_types, output, **options):
+def ls_command(select, exclude, resource_types, output, state_dir, selector, **options):
     """List the nodes a selector picks."""
     with _session(options) as session:
         kinds = resource_types or ("model", "seed", "snapshot", "test", "unit_test", "source")
-        for resource in commands.ls(session, select, exclude, kinds):
+        for resource in commands.ls(session, select, exclude, kinds, state_dir=state_dir, selector=selector):
             is_source = hasattr(resource, "source_name")
             if output == "name":
                 click.echo(f"{resource.source_name}.{resource.name}" if is_source else resource.name)

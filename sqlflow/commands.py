@@ -7,10 +7,11 @@ outcome = commands.run(session, select=["orders+"])
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,16 @@ from typing import Any
 import networkx as nx
 from sqlglot import exp
 
-from . import artifacts, data_tests, freshness, selection, snapshots, unit_tests
+from . import artifacts, data_tests, freshness, selection, snapshots, state, unit_tests
 from .adapters import Adapter, adapter_for
 from .compiler import CompiledNode, Compiler
 from .errors import UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
 from .graph import Graph
 from .manifest import Manifest, load_manifest
-from .materializations import BuildError, materialize, replace_table
-from .project import Project, load_project
+from .materializations import BuildError, Outcome, materialize, replace_table
+from .nodes import Node
+from .project import Project, line_of, load_project, load_yaml
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
 
 
@@ -90,8 +92,14 @@ def ls(
     select: Sequence[str] = (),
     exclude: Sequence[str] = (),
     resource_types: Sequence[str] = ("model", "seed", "snapshot", "test", "unit_test", "source"),
+    *,
+    state_dir: str | Path | None = None,
+    selector: str | None = None,
 ) -> list[Any]:
-    chosen = selection.select(session.graph, select, exclude, tuple(resource_types))
+    """The nodes a selection picks; connects to the warehouse only for `state:` selectors."""
+    needs_state = "state" in selection.methods_used(select, exclude) or selector is not None
+    compiler = _compiler(session, connect=_warehouse_exists(session)) if needs_state else None
+    chosen = _select(session, compiler, select, exclude, resource_types, state_dir, selector)  # type: ignore[arg-type]
     return [session.graph.resource(uid) for uid in chosen]
 
 
@@ -154,21 +162,46 @@ def run(
     fail_fast: bool = False,
     command: str = "run",
     cancel: threading.Event | None = None,
+    state_dir: str | Path | None = None,
+    selector: str | None = None,
+    chosen: set[str] | None = None,
 ) -> RunOutcome:
-    """Build the selected nodes in dependency order, in parallel where the DAG allows."""
+    """Build the selected nodes in dependency order, in parallel where the DAG allows.
+
+    `state_dir` is another run's target/ for `state:` and `result:` selectors; `selector` names a
+    selectors.yml entry; `chosen` is a set of unique ids picked already (retry).
+    """
     manifest = session.manifest
     started = time.perf_counter()
-    uids = selection.select(session.graph, select, exclude, tuple(resource_types))
-    if select and not uids:
+    args = {
+        "which": command,
+        "select": list(select),
+        "exclude": list(exclude),
+        "selector": selector,
+        "state": str(state_dir) if state_dir else None,
+        "full_refresh": full_refresh,
+        "fail_fast": fail_fast,
+        "target": session.project.target.name,
+        "vars": session.project.cli_vars,
+        "threads": session.project.target.threads,
+    }
+    compiler = _compiler(session, full_refresh=full_refresh)
+    uids = _select(session, compiler, select, exclude, resource_types, state_dir, selector, chosen)
+    # Written before anything can fail, so `retry` knows the command even if no node ran.
+    artifacts.write_run_results(manifest, RunOutcome([], 0.0), args)
+    if (select or selector) and not uids:
         session.emit(
             "warning",
-            f"nothing to do: --select {' '.join(select)} matches no {' or '.join(resource_types)}",
+            f"nothing to do: the selection matches no {' or '.join(resource_types)}",
             "warning",
         )
     executable = [u for u in uids if not manifest.nodes[u].is_ephemeral]
-    compiler = _compiler(session, full_refresh=full_refresh)
     compiled = _compile_all(session, uids, compiler)
-    artifacts.write_manifest(manifest, session.graph, {u: c.sql for u, c in compiled.items()})
+    fingerprints = {u: _fingerprint(manifest, compiler, u) for u in executable}
+    artifacts.write_manifest(
+        manifest, session.graph, {u: c.sql for u, c in compiled.items()}, fingerprints=fingerprints
+    )
+    recorder = state.WarehouseState(session.adapter)
     plan = execution_plan(session.graph, executable, tests_block_children=command == "build")
     adapter = session.adapter
     _create_schemas(
@@ -182,6 +215,8 @@ def run(
         total=total,
     )
     counter = _Counter()
+    # Shared with run_dag, which sets it on Ctrl-C: a node waiting to retry stops waiting.
+    cancel = cancel if cancel is not None else threading.Event()
 
     def work(uid: str) -> NodeResult:
         node = manifest.nodes[uid]
@@ -191,9 +226,27 @@ def run(
         elif node.resource_type == "unit_test":
             result = run_unit_test(adapter, compiler, compiled[uid])
         else:
-            result = build_node(adapter, compiler, compiled[uid], full_refresh=full_refresh)
+            result = build_node(
+                adapter, compiler, compiled[uid], full_refresh=full_refresh, on_retry=retrying, cancel=cancel
+            )
+            if result.status == "success" and fingerprints.get(uid):
+                try:
+                    recorder.record(node, fingerprints[uid], result.rows, manifest.invocation_id)
+                except WarehouseError as exc:
+                    result.status, result.message = "error", f"built, but its state was not recorded: {exc}"
         session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
         return result
+
+    def retrying(node: Node, attempt: int, attempts: int, error: WarehouseError, delay: int) -> None:
+        session.emit(
+            "node_retry",
+            f"{node.name}: attempt {attempt} of {attempts} failed: {error}; retrying in {delay}s",
+            "warning",
+            unique_id=node.unique_id,
+            attempt=attempt,
+            attempts=attempts,
+            delay=delay,
+        )
 
     def skipped(result: NodeResult) -> None:
         node = manifest.nodes[result.unique_id]
@@ -209,19 +262,142 @@ def run(
         cancel=cancel,
     )
     outcome.elapsed = time.perf_counter() - started
-    args = {
-        "which": command,
-        "select": list(select),
-        "exclude": list(exclude),
-        "full_refresh": full_refresh,
-        "fail_fast": fail_fast,
-        "target": session.project.target.name,
-        "vars": session.project.cli_vars,
-        "threads": session.project.target.threads,
-    }
     artifacts.write_run_results(manifest, outcome, args)
     _emit_summary(session, outcome)
     return outcome
+
+
+BUILT_TYPES = ("model", "seed", "snapshot")
+
+
+def _fingerprint(manifest: Manifest, compiler: Compiler, uid: str) -> str | None:
+    node = manifest.nodes.get(uid)
+    if node is None or node.resource_type not in BUILT_TYPES or node.is_ephemeral:
+        return None  # sources, tests and ephemerals have no state of their own
+    return state.fingerprint(node, compiler.sql_digest(uid))
+
+
+def _select(
+    session: Session,
+    compiler: Compiler,
+    select: Sequence[str],
+    exclude: Sequence[str],
+    resource_types: Sequence[str],
+    state_dir: str | Path | None,
+    selector: str | None = None,
+    chosen: set[str] | None = None,
+) -> list[str]:
+    """Evaluate the selection, reading build state and last results only when a selector needs them."""
+    manifest = session.manifest
+    used = selection.methods_used(select, exclude)
+    if selector:
+        used |= {"state", "result"}  # a named selector may use either; reading them is cheap enough
+    context = selection.Context()
+    if "state" in used:
+        if state_dir:
+            context.state = state.Comparison(
+                lambda uid: _fingerprint(manifest, compiler, uid),
+                manifest=state.read_manifest_state(Path(state_dir)),
+                checksum_of=lambda uid: manifest.nodes[uid].checksum,
+            )
+        else:
+            adapter = (
+                adapter_for(session.project.target) if not _warehouse_exists(session) else session.adapter
+            )
+            context.state = state.Comparison(
+                lambda uid: _fingerprint(manifest, compiler, uid),
+                recorded=state.WarehouseState(adapter).read() if _warehouse_exists(session) else {},
+                relation_of=lambda uid: state.relation_name(manifest.nodes[uid].relation, adapter.dialect),
+            )
+    if "result" in used:
+        context.results = state.read_results(Path(state_dir) if state_dir else session.project.target_path)
+    if selector:
+        chosen = selection.named_selector(_selectors(session.project), selector, session.graph, context)
+    return selection.select(session.graph, select, exclude, tuple(resource_types), context, chosen)
+
+
+def _selectors(project: Project) -> dict[str, Any]:
+    """Named selectors from selectors.yml in the project folder (dbt's file)."""
+    path = project.root / "selectors.yml"
+    if not path.exists():
+        raise UserError("--selector needs a selectors.yml in the project folder", path=path)
+    data = load_yaml(path) or {}
+    entries = data.get("selectors") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise UserError("selectors.yml must have a `selectors:` list", path=path, line=1)
+    found = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "definition" not in entry:
+            raise UserError("each selector needs a `name` and a `definition`", path=path, line=line_of(entry))
+        found[entry["name"]] = entry["definition"]
+    return found
+
+
+def retry(session: Session, *, cancel: threading.Event | None = None) -> RunOutcome:
+    """Run again what errored, failed or was skipped in the last run, with its command and options.
+
+    A failed test in `build` also rebuilds the node it tests. When the last run stopped before any
+    node ran, the whole command runs again.
+    """
+    last = last_invocation(session.project.target_path)
+    args, results = last["args"], last["results"]
+    which = args.get("which")
+    kinds = RUN_KINDS.get(which)
+    if kinds is None:
+        raise UserError(
+            f"the last command was {which!r}, which retry cannot repeat",
+            hint="retry repeats run, build, seed, test and snapshot",
+        )
+    options = {
+        "resource_types": kinds,
+        "full_refresh": bool(args.get("full_refresh")),
+        "fail_fast": bool(args.get("fail_fast")),
+        "command": which,
+        "cancel": cancel,
+    }
+    if not results:
+        return run(
+            session,
+            args.get("select") or (),
+            args.get("exclude") or (),
+            selector=args.get("selector"),
+            state_dir=args.get("state"),
+            **options,
+        )
+    todo = {
+        r["unique_id"] for r in results if r.get("status") in ("error", "fail", "skipped", "runtime error")
+    }
+    for uid in list(todo):
+        node = session.manifest.nodes.get(uid)
+        if node is not None and node.resource_type in ("test", "unit_test") and which == "build":
+            todo |= {p for p in node.depends_on if p in session.manifest.nodes and p != uid}
+    todo &= set(session.manifest.nodes)
+    if not todo:
+        session.emit("run_finished", "Nothing to retry: the last run succeeded.", counts={}, elapsed=0.0)
+        return RunOutcome([], 0.0)
+    outcome = run(session, chosen=todo, **options)
+    return outcome
+
+
+RUN_KINDS: dict[str, tuple[str, ...]] = {
+    "run": ("model",),
+    "seed": ("seed",),
+    "snapshot": ("snapshot",),
+    "test": ("test", "unit_test"),
+    "build": ("seed", "model", "snapshot", "test", "unit_test"),
+}
+
+
+def last_invocation(target_path: Path) -> dict[str, Any]:
+    """The last run's args and results, from target/run_results.json."""
+    path = target_path / "run_results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UserError("nothing to retry: no run_results.json from an earlier run", path=path) from exc
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the last run's results: {exc}", path=path) from exc
+    return {"args": data.get("args") or {}, "results": data.get("results") or []}
 
 
 def seed(
@@ -320,32 +496,82 @@ def _add_test_edges(graph: Graph, plan: nx.DiGraph) -> None:
                 plan.add_edge(test, child)
 
 
+# on_retry(node, attempt, attempts, error, delay): `attempt` of `attempts` failed; next in `delay` s.
+RetryHook = Callable[[Node, int, int, WarehouseError, int], None]
+
+
 def build_node(
-    adapter: Adapter, compiler: Compiler, compiled: CompiledNode, *, full_refresh: bool
+    adapter: Adapter,
+    compiler: Compiler,
+    compiled: CompiledNode,
+    *,
+    full_refresh: bool,
+    on_retry: RetryHook | None = None,
+    cancel: threading.Event | None = None,
 ) -> NodeResult:
+    """Build one node. A transient warehouse error (`adapter.is_transient`) is retried up to the
+    node's `retries` times, `retry_delay` seconds apart; setting `cancel` ends the wait (and the node).
+
+    Every materialization runs in one transaction, so a failed attempt leaves nothing behind.
+    """
     node = compiled.node
     assert node.relation is not None
     started_at, clock = now_iso(), time.perf_counter()
     thread = threading.current_thread().name
-    try:
-        existing = compiler.relation_kind(node.relation)
-        if node.resource_type == "snapshot":
-            outcome = snapshots.materialize_snapshot(
-                adapter,
-                node.relation,
-                compiled.sql,
-                node.config,
-                existing_kind=existing,
-                dialect_of_select=compiler.dialect,
-            )
+    attempts = 1 + int(node.config.get("retries") or 0)
+    delay = node.config.get("retry_delay")
+    delay = 1 if delay is None else int(delay)
+    failed: list[str] = []  # "attempt 1 of 3 failed: ..." for each attempt retried
+    for attempt in range(1, attempts + 1):
+        try:
+            outcome = _materialize_node(adapter, compiler, compiled, full_refresh=full_refresh)
+        except (WarehouseError, BuildError) as exc:
+            status, message, rows = "error", str(exc), None
+            if failed:
+                message = "\n".join([*failed, f"attempt {attempt} of {attempts} failed: {exc}"])
+            if isinstance(exc, WarehouseError) and attempt < attempts and adapter.is_transient(exc):
+                failed.append(f"attempt {attempt} of {attempts} failed: {exc}")
+                if on_retry is not None:
+                    on_retry(node, attempt, attempts, exc, delay)
+                if (cancel or threading.Event()).wait(delay):
+                    message = "\n".join([*failed, "cancelled while waiting to retry"])
+                    break
+                continue
         else:
-            outcome = materialize(adapter, compiled, existing, full_refresh=full_refresh)
-        status, message, rows = "success", outcome.message, outcome.rows
-    except (WarehouseError, BuildError) as exc:
-        status, message, rows = "error", str(exc), None
+            status, message, rows = "success", outcome.message, outcome.rows
+            if failed:
+                retried = f"{len(failed)} time{'s' if len(failed) > 1 else ''}"
+                message += f" (retried {retried}; succeeded on attempt {attempt} of {attempts})"
+        break
     return NodeResult(
-        node.unique_id, status, message, rows, time.perf_counter() - clock, started_at, now_iso(), thread
+        node.unique_id,
+        status,
+        message,
+        rows,
+        time.perf_counter() - clock,
+        started_at,
+        now_iso(),
+        thread,
+        extra={"retries": len(failed)} if failed else {},
     )
+
+
+def _materialize_node(
+    adapter: Adapter, compiler: Compiler, compiled: CompiledNode, *, full_refresh: bool
+) -> Outcome:
+    node = compiled.node
+    assert node.relation is not None
+    existing = compiler.relation_kind(node.relation)
+    if node.resource_type == "snapshot":
+        return snapshots.materialize_snapshot(
+            adapter,
+            node.relation,
+            compiled.sql,
+            node.config,
+            existing_kind=existing,
+            dialect_of_select=compiler.dialect,
+        )
+    return materialize(adapter, compiled, existing, full_refresh=full_refresh)
 
 
 def run_test(adapter: Adapter, compiler: Compiler, compiled: CompiledNode) -> NodeResult:

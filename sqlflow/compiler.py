@@ -56,6 +56,7 @@ class Compiler:
         self.full_refresh = full_refresh
         self.by_name = manifest.by_name()
         self._compiled: dict[str, CompiledNode] = {}
+        self._normalized: dict[str, str] = {}
         self._queries: dict[str, exp.Query] = {}
         self._base = base_context(
             project_name=self.project.name,
@@ -111,6 +112,31 @@ class Compiler:
             self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlflow-write")
         self._writes.append(self._writer.submit(artifacts.write_plain, path, content))
         self._checked.record_written(node.unique_id, digest)
+
+    def sql_digest(self, uid: str) -> str:
+        """A digest of the node's SQL as sqlglot writes it back (no comments, one spacing), rendered
+        with is_incremental() false, ephemerals included: what a fingerprint hashes."""
+        if uid in self._normalized:
+            return self._normalized[uid]
+        node = self.manifest.nodes[uid]
+        if node.resource_type == "seed" or node.program is None:
+            return ""
+        ephemeral_refs: list[str] = []
+        values = self._context(node, ephemeral_refs)
+        values["is_incremental"] = lambda: False
+        rendered = render(node.program, self.manifest.env, RenderContext(values, self.manifest.macro_library))
+        digest = self._checked.normalized(rendered, self.dialect)
+        if digest is None:
+            normalized = sql.parse(rendered, self.dialect, path=node.path).sql(
+                dialect=self.dialect, comments=False
+            )
+            digest = hashlib.sha256(normalized.encode()).hexdigest()
+            self._checked.put_normalized(rendered, self.dialect, digest)
+        if ephemeral_refs:
+            parts = [digest, *(self.sql_digest(e) for e in ephemeral_refs)]
+            digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        self._normalized[uid] = digest
+        return digest
 
     def relation_kind(self, relation: Relation) -> str | None:
         return self.existing.get(self.key(relation.schema, relation.identifier))
@@ -382,6 +408,13 @@ class _CheckedSQL:
 
     def get(self, text: str, dialect: str) -> list[str] | None:
         return self.entries.get(self._key(text, dialect))
+
+    def normalized(self, text: str, dialect: str) -> str | None:
+        return self.entries.get("normalized:" + self._key(text, dialect))  # type: ignore[return-value]
+
+    def put_normalized(self, text: str, dialect: str, normalized: str) -> None:
+        self.entries["normalized:" + self._key(text, dialect)] = normalized  # type: ignore[assignment]
+        self.dirty = True
 
     def put(self, text: str, dialect: str, tables: list[str]) -> None:
         self.entries[self._key(text, dialect)] = tables

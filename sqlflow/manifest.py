@@ -38,6 +38,7 @@ from .jinja import (
 )
 from .nodes import (
     INCREMENTAL_STRATEGIES,
+    ON_SCHEMA_CHANGE,
     Column,
     Macro,
     Node,
@@ -340,6 +341,7 @@ class _Loader:
             _check_config(config, path)
             _check_contract(name, config, entry, patch_path, path, project.dialect)
         elif resource_type == "snapshot":
+            _check_retries(config, path)
             problem = snapshots.check_snapshot_config(config, dialect=project.dialect)
             if problem:
                 raise UserError(
@@ -588,6 +590,7 @@ class _Loader:
             _folder_config(project.settings.get("seeds"), project.name, [*folders, path.stem]),
             dict(entry.get("config") or {}),
         )
+        _check_retries(config, path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return Node(
             unique_id=f"seed.{project.name}.{path.stem}",
@@ -776,6 +779,14 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             path=path,
             hint="use one of: " + ", ".join(MATERIALIZATIONS),
         )
+    _check_retries(config, path)
+    on_schema_change = config.get("on_schema_change")
+    if on_schema_change is not None and on_schema_change not in ON_SCHEMA_CHANGE:
+        raise UserError(
+            f"unknown on_schema_change {on_schema_change!r}",
+            path=path,
+            hint="use one of: " + ", ".join(ON_SCHEMA_CHANGE),
+        )
     if materialized != "incremental":
         return
     strategy = config.get("incremental_strategy")
@@ -791,6 +802,19 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             path=path,
             hint="add unique_key='id' (or a list of columns) to the model's config",
         )
+
+
+def _check_retries(config: dict[str, Any], path: Path) -> None:
+    """`retries` and `retry_delay` (seconds) are whole numbers, zero or more."""
+    for key in ("retries", "retry_delay"):
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise UserError(
+                f"{key} must be a whole number, zero or more, not {value!r}",
+                path=path,
+                hint="e.g. config(retries=2, retry_delay=5): retry transient warehouse errors twice, "
+                "5 seconds apart",
+            )
 
 
 def _check_contract(

@@ -17,7 +17,7 @@ from sqlglot.errors import SqlglotError
 
 from .adapters.base import Adapter
 from .errors import WarehouseError
-from .nodes import INCREMENTAL_STRATEGIES, Column, Node, Relation
+from .nodes import INCREMENTAL_STRATEGIES, ON_SCHEMA_CHANGE, Column, Node, Relation
 
 if TYPE_CHECKING:  # compiled nodes are only read here; the compiler sits upstream
     from .compiler import CompiledNode
@@ -172,18 +172,26 @@ def _incremental(adapter: Adapter, node: Node, select_sql: str, contract: Contra
         adapter.execute(_create(new_rows, "table", _verbatim(select_sql), temporary=True))
         if contract is not None:
             contract.check(adapter, new_rows, temporary=True)
-        target_columns = [name for name, _ in adapter.columns(relation)]
-        new_columns = {name.lower() for name, _ in _temp_columns(adapter, new_rows.identifier)}
-        columns = [c for c in target_columns if c.lower() in new_columns]
-        missing = [
-            k for k in keys if k.lower() not in new_columns or k.lower() not in {c.lower() for c in columns}
-        ]
+        target_columns = adapter.columns(relation)
+        change = schema_change(adapter, target_columns, adapter.columns(new_rows, temporary=True))
+        mode = on_schema_change_of(node)
+        if change and mode == "fail":
+            raise BuildError(_schema_change_failure(relation, change, adapter.dialect))
+        fold = _folder(adapter)
+        # The columns inserted/merged: those in both, plus the ones added to the table below.
+        columns = [name for name, _ in target_columns if fold(name) in change.incoming]
+        if mode in ("append_new_columns", "sync_all_columns"):
+            columns += [name for name, _ in change.added]
+        missing = [k for k in keys if fold(k) not in {fold(c) for c in columns}]
         if missing:
             raise BuildError(
                 f"unique_key column(s) {', '.join(missing)} are not in both the model and {relation.identifier}"
             )
         if strategy == "merge":
             _check_unique(adapter, new_table, keys, node)
+        # Same transaction as the insert/merge: if anything below fails, the ALTERs roll back too.
+        for statement in _schema_statements(relation, change, mode, adapter.dialect):
+            adapter.execute(statement)
         if strategy == "append":
             result = adapter.execute(_insert(relation, new_table, columns))
         elif strategy == "merge" and adapter.supports_merge:
@@ -192,12 +200,118 @@ def _incremental(adapter: Adapter, node: Node, select_sql: str, contract: Contra
             adapter.execute(_delete_matching(relation, new_table, keys))
             result = adapter.execute(_insert(relation, new_table, columns))
         adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
-    return Outcome(f"{strategy.upper()}", result.rowcount)
+    return Outcome(f"{strategy.upper()}{change.summary(mode)}", result.rowcount)
 
 
-def _temp_columns(adapter: Adapter, identifier: str) -> list[tuple[str, str]]:
-    query = exp.select("*").from_(exp.Table(this=exp.to_identifier(identifier, quoted=True))).limit(0)
-    return [(name, "") for name in adapter.execute(query, fetch=True).columns]
+# --------------------------------------------------------------------------- on_schema_change
+
+
+def on_schema_change_of(node: Node) -> str:
+    mode = node.config.get("on_schema_change") or "ignore"
+    if mode not in ON_SCHEMA_CHANGE:
+        raise BuildError(f"unknown on_schema_change {mode!r}; use one of: {', '.join(ON_SCHEMA_CHANGE)}")
+    return str(mode)
+
+
+@dataclass
+class SchemaChange:
+    """How the columns of an incremental model's new rows differ from its table's."""
+
+    added: list[tuple[str, str]]  # (name, type) of new-row columns the table lacks
+    removed: list[tuple[str, str]]  # (name, type) of table columns the new rows lack
+    changed: list[tuple[str, str, str]]  # (name as in the table, table type, new-row type)
+    incoming: set[str]  # folded names of every new-row column
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def summary(self, mode: str) -> str:
+        """What `mode` changed in the table, as a suffix for the outcome message."""
+        parts = []
+        if self.added and mode in ("append_new_columns", "sync_all_columns"):
+            parts.append("added columns: " + ", ".join(name for name, _ in self.added))
+        if mode == "sync_all_columns":
+            if self.removed:
+                parts.append("removed columns: " + ", ".join(name for name, _ in self.removed))
+            if self.changed:
+                parts.append("changed types: " + _type_changes(self.changed))
+        return f" ({'; '.join(parts)})" if parts else ""
+
+
+def schema_change(
+    adapter: Adapter, target: list[tuple[str, str]], incoming: list[tuple[str, str]]
+) -> SchemaChange:
+    fold = _folder(adapter)
+    target_types = {fold(name): data_type for name, data_type in target}
+    incoming_types = {fold(name): data_type for name, data_type in incoming}
+    return SchemaChange(
+        added=[(name, kind) for name, kind in incoming if fold(name) not in target_types],
+        removed=[(name, kind) for name, kind in target if fold(name) not in incoming_types],
+        changed=[
+            (name, kind, incoming_types[fold(name)])
+            for name, kind in target
+            if fold(name) in incoming_types
+            and _type_key(kind, adapter.dialect) != _type_key(incoming_types[fold(name)], adapter.dialect)
+        ],
+        incoming=set(incoming_types),
+    )
+
+
+def _folder(adapter: Adapter):
+    return str.lower if adapter.case_insensitive else str
+
+
+def _data_type(data_type: str, dialect: str) -> exp.DataType:
+    """A type as the warehouse spells it; one sqlglot cannot read is passed through as written."""
+    try:
+        return exp.DataType.build(data_type, dialect=dialect)
+    except (SqlglotError, ValueError):
+        return exp.DataType.build(data_type, udt=True)
+
+
+def _type_key(data_type: str, dialect: str) -> str:
+    return _data_type(data_type, dialect).sql(dialect=dialect).upper()
+
+
+def _type_changes(changed: list[tuple[str, str, str]]) -> str:
+    return ", ".join(f"{name} ({old} -> {new})" for name, old, new in changed)
+
+
+def _schema_statements(relation: Relation, change: SchemaChange, mode: str, dialect: str) -> list[exp.Alter]:
+    """ALTER TABLE statements, one action each: add, then drop (never leaving no column), then retype."""
+    if mode not in ("append_new_columns", "sync_all_columns"):
+        return []
+    actions: list[exp.Expression] = [
+        exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=_data_type(kind, dialect))
+        for name, kind in change.added
+    ]
+    if mode == "sync_all_columns":
+        actions += [
+            exp.Drop(tables=[exp.column(name, quoted=True)], kind="COLUMN") for name, _ in change.removed
+        ]
+        actions += [
+            exp.AlterColumn(this=exp.to_identifier(name, quoted=True), dtype=_data_type(new, dialect))
+            for name, _, new in change.changed
+        ]
+    return [exp.Alter(this=relation.table(), kind="TABLE", actions=[action]) for action in actions]
+
+
+def _schema_change_failure(relation: Relation, change: SchemaChange, dialect: str) -> str:
+    lines = [
+        f"on_schema_change='fail': the model's columns differ from those of {relation.sql(dialect)}; "
+        "the table was not changed"
+    ]
+    if change.added:
+        lines.append("  added columns: " + ", ".join(name for name, _ in change.added))
+    if change.removed:
+        lines.append("  removed columns: " + ", ".join(name for name, _ in change.removed))
+    if change.changed:
+        lines.append("  changed types: " + _type_changes(change.changed))
+    lines.append(
+        "  hint: run with --full-refresh to rebuild the table, or set on_schema_change to "
+        "'append_new_columns' or 'sync_all_columns'"
+    )
+    return "\n".join(lines)
 
 
 def _check_unique(adapter: Adapter, new_table: exp.Table, keys: list[str], node: Node) -> None:

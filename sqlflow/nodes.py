@@ -16,6 +16,8 @@ from sqlglot.dialects.dialect import Dialect
 
 # Config keys whose values accumulate across levels (folder < YAML < file) instead of replacing.
 INCREMENTAL_STRATEGIES = ("append", "merge", "delete+insert")
+# What an incremental run does when the model's columns differ from its table's (dbt's values).
+ON_SCHEMA_CHANGE = ("ignore", "fail", "append_new_columns", "sync_all_columns")
 ADDITIVE_CONFIG_KEYS = ("tags",)
 MERGED_CONFIG_KEYS = ("meta",)
 

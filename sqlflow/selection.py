@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -163,6 +163,11 @@ def _split_method(token: Token, parser: _Parser) -> tuple[str, str]:
         raise parser.error(token, "config needs a key, as in config.materialized:table")
     if not value:
         raise parser.error(token, f"{method}: needs a value")
+    allowed = {"state": STATE_VALUES, "result": RESULT_VALUES}.get(method)
+    if allowed and value.split(".", 1)[0] not in allowed:
+        raise parser.error(
+            token, f"{method}:{value} is not one of {', '.join(f'{method}:{v}' for v in allowed)}"
+        )
     return method, value
 
 
@@ -189,15 +194,15 @@ def _fqn_match(pattern: str, fqn: list[str]) -> bool:
     return False
 
 
-def _method_default(resource: Any, value: str, root: str) -> bool:
+def _method_default(resource: Any, value: str, ctx: Context) -> bool:
     if "/" in value or value.endswith((".sql", ".csv")):
-        return _method_path(resource, value, root)
+        return _method_path(resource, value, ctx)
     if "." in value:
         return _fqn_match(value, resource.fqn)
     return _glob(value, resource.name) or value == getattr(resource, "package_name", None)
 
 
-def _method_path(resource: Any, value: str, root: str) -> bool:
+def _method_path(resource: Any, value: str, ctx: Context) -> bool:
     path = getattr(resource, "original_file_path", None) or getattr(resource, "path", "")
     path = str(path)
     value = value.rstrip("/")
@@ -206,32 +211,62 @@ def _method_path(resource: Any, value: str, root: str) -> bool:
     return PurePosixPath(path).match(value) or _glob(value, path)
 
 
-def _method_tag(resource: Any, value: str, root: str) -> bool:
+def _method_tag(resource: Any, value: str, ctx: Context) -> bool:
     tags = resource.tags
     return any(_glob(value, tag) for tag in tags)
 
 
-def _method_fqn(resource: Any, value: str, root: str) -> bool:
+def _method_fqn(resource: Any, value: str, ctx: Context) -> bool:
     return _fqn_match(value, resource.fqn)
 
 
-def _method_source(resource: Any, value: str, root: str) -> bool:
+def _method_source(resource: Any, value: str, ctx: Context) -> bool:
     if getattr(resource, "source_name", None) is None:
         return False
     name, _, table = value.partition(".")
     return _glob(name, resource.source_name) and (not table or _glob(table, resource.name))
 
 
-def _method_resource_type(resource: Any, value: str, root: str) -> bool:
+def _method_resource_type(resource: Any, value: str, ctx: Context) -> bool:
     kind = "source" if hasattr(resource, "source_name") else resource.resource_type
     return kind == value
 
 
-def _method_package(resource: Any, value: str, root: str) -> bool:
+def _method_package(resource: Any, value: str, ctx: Context) -> bool:
     return _glob(value, getattr(resource, "package_name", "") or "")
 
 
-def _method_test_type(resource: Any, value: str, root: str) -> bool:
+@dataclass
+class Context:
+    """What some methods compare with: build state (`state:`) and the last run's results (`result:`)."""
+
+    state: Any = None  # has .status(uid) -> "new" | "modified" | "unmodified" | None
+    results: dict[str, str] | None = None  # unique id -> status
+
+
+STATE_VALUES = ("modified", "new", "unmodified", "old")
+RESULT_VALUES = ("success", "error", "fail", "warn", "pass", "skipped")
+
+
+def _method_state(resource: Any, value: str, ctx: Context) -> bool:
+    if ctx.state is None:
+        raise SelectorError("state: selectors need build state", hint="use them from run, build, ls, test...")
+    status = ctx.state.status(resource.unique_id)
+    if status is None:
+        return False
+    base = value.split(".", 1)[0]  # dbt's state:modified.body / .configs count as modified
+    if base == "old":
+        return status != "new"
+    if base == "modified":
+        return status in ("new", "modified")
+    return status == base
+
+
+def _method_result(resource: Any, value: str, ctx: Context) -> bool:
+    return (ctx.results or {}).get(resource.unique_id) == value
+
+
+def _method_test_type(resource: Any, value: str, ctx: Context) -> bool:
     kind = getattr(resource, "resource_type", None)
     if kind == "unit_test":
         return value == "unit"
@@ -242,7 +277,7 @@ def _method_test_type(resource: Any, value: str, root: str) -> bool:
     return value == ("generic" if resource.test_metadata is not None else "singular")
 
 
-def _method_test_name(resource: Any, value: str, root: str) -> bool:
+def _method_test_name(resource: Any, value: str, ctx: Context) -> bool:
     if getattr(resource, "resource_type", None) != "test" or resource.test_metadata is None:
         return False
     return _glob(value, resource.test_metadata["name"])
@@ -257,12 +292,14 @@ METHODS: dict[str, Callable[[Any, str, str], bool]] = {
     "resource_type": _method_resource_type,
     "package": _method_package,
     "test_type": _method_test_type,
+    "state": _method_state,
+    "result": _method_result,
     "test_name": _method_test_name,
-    "config": lambda resource, value, root: False,  # dispatched below with its key
+    "config": lambda resource, value, ctx: False,  # dispatched below with its key
 }
 
 
-def _matches(criterion: Criterion, resource: Any, root: str) -> bool:
+def _matches(criterion: Criterion, resource: Any, ctx: Context) -> bool:
     if criterion.method.startswith("config."):
         key = criterion.method.split(".", 1)[1]
         config = getattr(resource, "config", {})
@@ -276,11 +313,11 @@ def _matches(criterion: Criterion, resource: Any, root: str) -> bool:
         return actual is not None and _glob(
             criterion.value, str(actual).lower() if isinstance(actual, bool) else str(actual)
         )
-    return METHODS[criterion.method](resource, criterion.value, root)
+    return METHODS[criterion.method](resource, criterion.value, ctx)
 
 
-def _evaluate_criterion(criterion: Criterion, graph: Graph, root: str) -> set[str]:
-    matched = {uid for uid in graph if _matches(criterion, graph.resource(uid), root)}
+def _evaluate_criterion(criterion: Criterion, graph: Graph, ctx: Context) -> set[str]:
+    matched = {uid for uid in graph if _matches(criterion, graph.resource(uid), ctx)}
     selected = set(matched)
     for uid in matched:
         if criterion.parents:
@@ -296,13 +333,13 @@ def _evaluate_criterion(criterion: Criterion, graph: Graph, root: str) -> set[st
     return selected
 
 
-def evaluate(expression: Expression, graph: Graph) -> set[str]:
-    root = str(graph.manifest.project.root)
+def evaluate(expression: Expression, graph: Graph, ctx: Context | None = None) -> set[str]:
+    ctx = ctx or Context()
     result: set[str] = set()
     for group in expression.groups:
-        members = _evaluate_criterion(group[0], graph, root)
+        members = _evaluate_criterion(group[0], graph, ctx)
         for criterion in group[1:]:
-            members &= _evaluate_criterion(criterion, graph, root)
+            members &= _evaluate_criterion(criterion, graph, ctx)
         result |= members
     return result
 
@@ -326,19 +363,92 @@ def _tests_of(chosen: set[str], excluded: set[str], graph: Graph) -> set[str]:
     return found
 
 
+def methods_used(*selectors: Sequence[str] | None) -> set[str]:
+    """The methods a set of selector texts uses (to know whether state must be read first)."""
+    used = set()
+    for texts in selectors:
+        if texts:
+            for group in parse(" ".join(texts)).groups:
+                used |= {c.method.split(".", 1)[0] for c in group}
+    return used
+
+
 def select(
     graph: Graph,
     select: tuple[str, ...] | list[str] | None = None,
     exclude: tuple[str, ...] | list[str] | None = None,
     resource_types: tuple[str, ...] = ("model", "seed"),
+    context: Context | None = None,
+    chosen: set[str] | None = None,
 ) -> list[str]:
-    """Unique ids picked by --select minus --exclude, restricted to `resource_types`, in DAG order."""
-    chosen = evaluate(parse(" ".join(select)), graph) if select else set(graph)
-    excluded = evaluate(parse(" ".join(exclude)), graph) if exclude else set()
+    """Unique ids picked by --select minus --exclude, restricted to `resource_types`, in DAG order.
+
+    `chosen` replaces --select with a set already evaluated (a named selector, or a retry).
+    """
+    if chosen is None:
+        chosen = evaluate(parse(" ".join(select)), graph, context) if select else set(graph)
+    excluded = evaluate(parse(" ".join(exclude)), graph, context) if exclude else set()
     chosen -= excluded
     kinds = set(resource_types)
     if kinds & TEST_TYPES:
         chosen |= _tests_of(chosen, excluded, graph)
     return graph.topological(
         uid for uid in chosen if getattr(graph.resource(uid), "resource_type", "source") in kinds
+    )
+
+
+# --------------------------------------------------------------------------- named selectors (selectors.yml)
+
+
+def named_selector(
+    definitions: dict[str, Any], name: str, graph: Graph, context: Context | None = None
+) -> set[str]:
+    """The nodes a `selectors.yml` entry picks (dbt's format: a string, a method, union/intersection)."""
+    if name not in definitions:
+        known = ", ".join(sorted(definitions)) or "none"
+        raise SelectorError(
+            f"no selector named {name!r} (known: {known})", hint="selectors are defined in selectors.yml"
+        )
+    return _definition(definitions[name], graph, context or Context(), name)
+
+
+def _definition(definition: Any, graph: Graph, ctx: Context, name: str) -> set[str]:
+    if isinstance(definition, str):
+        return evaluate(parse(definition), graph, ctx)
+    if not isinstance(definition, dict):
+        raise SelectorError(
+            f"selector {name!r}: a definition must be a string or a mapping, not {definition!r}"
+        )
+    for operator in ("union", "intersection"):
+        if operator in definition:
+            items = definition[operator]
+            if not isinstance(items, list) or not items:
+                raise SelectorError(f"selector {name!r}: `{operator}` must be a non-empty list")
+            included = [i for i in items if not (isinstance(i, dict) and "exclude" in i)]
+            excluded: set[str] = set()
+            for item in items:
+                if isinstance(item, dict) and "exclude" in item:
+                    for sub in item["exclude"] or []:
+                        excluded |= _definition(sub, graph, ctx, name)
+            sets = [_definition(i, graph, ctx, name) for i in included]
+            result = set.union(*sets) if operator == "union" else set.intersection(*sets) if sets else set()
+            return result - excluded
+    if "method" in definition:
+        method, value = str(definition["method"]), str(definition.get("value", ""))
+        if method == "selector":
+            raise SelectorError(
+                f"selector {name!r}: method `selector` is not supported; repeat the definition"
+            )
+        text = value if method in ("fqn", "default") else f"{method}:{value}"
+        if definition.get("childrens_parents"):
+            text = "@" + text
+        else:
+            if definition.get("parents"):
+                text = f"{definition.get('parents_depth') or ''}+{text}"
+            if definition.get("children"):
+                text = f"{text}+{definition.get('children_depth') or ''}"
+        return evaluate(parse(text), graph, ctx)
+    raise SelectorError(
+        f"selector {name!r}: cannot read {definition!r}",
+        hint="use a selector string, {method: tag, value: x}, or union:/intersection: lists",
     )

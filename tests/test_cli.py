@@ -45,7 +45,12 @@ def project(make_project):
 
 
 def relations(project) -> set[str]:
-    return {name for (name,) in project.query("select table_name from information_schema.tables")}
+    return {
+        name
+        for (name,) in project.query(
+            "select table_name from information_schema.tables where table_schema != 'sqlflow_state'"
+        )
+    }
 
 
 # --------------------------------------------------------------------------- version and help
@@ -105,7 +110,11 @@ def test_init_creates_a_project_that_builds(tmp_path):
             (3, "EDSGER"),
         ]
         assert con.execute("select people from main.second_model").fetchall() == [(3,)]
-        kinds = dict(con.execute("select table_name, table_type from information_schema.tables").fetchall())
+        kinds = dict(
+            con.execute(
+                "select table_name, table_type from information_schema.tables where table_schema = 'main'"
+            ).fetchall()
+        )
     finally:
         con.close()
     assert kinds == {"people": "BASE TABLE", "first_model": "BASE TABLE", "second_model": "VIEW"}
@@ -537,7 +546,7 @@ def test_output_piped_into_a_reader_that_leaves_does_not_hang(make_project):
         timeout=60,
     )
     assert proc.stdout.startswith("Running 30 nodes")
-    assert project.scalar("select count(*) from information_schema.tables") == 30
+    assert project.scalar("select count(*) from information_schema.tables where table_schema = 'main'") == 30
 
 
 def test_show_masks_secrets_in_warehouse_errors(make_project, monkeypatch):

@@ -49,7 +49,12 @@ def relation_type(project, name: str) -> str | None:
 
 
 def assert_no_leftovers(project) -> None:
-    names = [name for (name,) in project.query("select table_name from information_schema.tables")]
+    names = [
+        name
+        for (name,) in project.query(
+            "select table_name from information_schema.tables where table_schema != 'sqlflow_state'"
+        )
+    ]
     assert not [n for n in names if "__sqlflow" in n], names
 
 

@@ -26,7 +26,12 @@ def relation_type(project, name: str, schema: str = "main") -> str | None:
 
 
 def relation_names(project) -> set[str]:
-    return {name for (name,) in project.query("select table_name from information_schema.tables")}
+    return {
+        name
+        for (name,) in project.query(
+            "select table_name from information_schema.tables where table_schema != 'sqlflow_state'"
+        )
+    }
 
 
 def rows(project, sql: str) -> list[tuple]:

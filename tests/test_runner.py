@@ -40,7 +40,12 @@ def statuses(project) -> dict[str, str]:
 def relations(project) -> set[str]:
     if not project.db_path.exists():
         return set()
-    return {name for (name,) in project.query("select table_name from information_schema.tables")}
+    return {
+        name
+        for (name,) in project.query(
+            "select table_name from information_schema.tables where table_schema != 'sqlflow_state'"
+        )
+    }
 
 
 def moment(text: str) -> datetime:

@@ -68,7 +68,12 @@ class Warehouse:
         return self.sql(f"select {columns} from {table} order by {order}")
 
     def relations(self) -> set[str]:
-        return {name for (name,) in self.sql("select table_name from information_schema.tables")}
+        return {
+            name
+            for (name,) in self.sql(
+                "select table_name from information_schema.tables where table_schema != 'sqlflow_state'"
+            )
+        }
 
     def now(self) -> dt.datetime:
         return self.sql("select cast(current_timestamp as timestamp)")[0][0]

@@ -27,7 +27,12 @@ def results(project) -> dict[str, dict]:
 def relations(project) -> set[str]:
     if not project.db_path.exists():
         return set()
-    return {r[0] for r in project.query("select table_name from information_schema.tables")}
+    return {
+        r[0]
+        for r in project.query(
+            "select table_name from information_schema.tables where table_schema != 'sqlflow_state'"
+        )
+    }
 
 
 def unit(yaml_body: str) -> str:

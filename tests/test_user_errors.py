@@ -37,7 +37,12 @@ def assert_user_error(result, *fragments: str, code: int = 2) -> str:
 def built_relations(project) -> set[str]:
     if not project.db_path.exists():
         return set()
-    return {name for (name,) in project.query("select table_name from information_schema.tables")}
+    return {
+        name
+        for (name,) in project.query(
+            "select table_name from information_schema.tables where table_schema != 'sqlflow_state'"
+        )
+    }
 
 
 # --------------------------------------------------------------------------- settings and profiles

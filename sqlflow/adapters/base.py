@@ -7,6 +7,7 @@ Statements arrive as sqlglot expressions and are generated in the adapter's dial
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -17,8 +18,17 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
+from ..errors import WarehouseError
 from ..nodes import Relation
 from ..project import Target
+
+# Errors that say nothing about the SQL: the same statement may well succeed a moment later.
+TRANSIENT_ERRORS = re.compile(
+    r"connection (?:was |has been )?(?:reset|closed)|server closed the connection"
+    r"|lock (?:wait )?timeout|could not obtain lock|serialization failure|could not serialize"
+    r"|deadlock|conflict on|database is locked",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -81,6 +91,13 @@ class Adapter(ABC):
     @abstractmethod
     def cancel(self) -> None:
         """Interrupt every running statement (Ctrl-C)."""
+
+    def is_transient(self, error: WarehouseError) -> bool:
+        """Whether `error` may go away by itself (lost connection, lock, conflict): worth a retry.
+
+        Models with `retries` are rebuilt after such an error; any other error is final.
+        """
+        return bool(TRANSIENT_ERRORS.search(str(error)))
 
     # ------------------------------------------------------------------ introspection
 

@@ -110,6 +110,11 @@ class DuckDBAdapter(Adapter):
                 with contextlib.suppress(duckdb.Error):
                     cursor.interrupt()
 
+    def is_transient(self, error: WarehouseError) -> bool:
+        # DuckDB's optimistic concurrency: "Conflict on update!", "Conflict on tuple deletion!",
+        # "Catalog write-write conflict on alter with ..."; the other transaction may be done soon.
+        return super().is_transient(error) or "write-write conflict" in str(error).lower()
+
     def list_relations(self) -> dict[tuple[str, str], str]:
         query = (
             exp.select("table_schema", "table_name", "table_type")

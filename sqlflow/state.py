@@ -1,0 +1,201 @@
+"""Build state: node fingerprints, the state table in the warehouse, and earlier runs' artifacts.
+
+A fingerprint says whether a node would build differently: a hash of its compiled SQL
+normalized by sqlglot (whitespace and comments do not count) and of the config that changes
+what is built. After each successful build the fingerprint is recorded in a table of the
+warehouse itself (schema `sqlflow_state`), so `state:modified` works on any checkout and
+machine that points at the same target. `--state DIR` compares with another run's
+manifest.json instead (dbt's way, e.g. production's artifacts in CI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from .adapters.base import Adapter
+from .errors import UserError, WarehouseError
+from .nodes import Node, Relation
+from .runner import now_iso
+
+STATE_RELATION = Relation(None, "sqlflow_state", "nodes")
+# Config that does not change what is built: editing it does not make a node modified.
+COSMETIC_CONFIG = frozenset(
+    {
+        "tags",
+        "meta",
+        "docs",
+        "description",
+        "persist_docs",
+        "group",
+        "enabled",
+        "grants",
+        "retries",
+        "retry_delay",
+    }
+)
+_COLUMNS = (
+    ("relation_name", "VARCHAR"),
+    ("unique_id", "VARCHAR"),
+    ("fingerprint", "VARCHAR"),
+    ("materialized", "VARCHAR"),
+    ("built_at", "VARCHAR"),
+    ("rows_affected", "BIGINT"),
+    ("invocation_id", "VARCHAR"),
+)
+
+
+def fingerprint(node: Node, normalized_sql: str) -> str:
+    """The fingerprint of a node from its normalized compiled SQL (seeds: their file's checksum)."""
+    config = {k: v for k, v in node.config.items() if k not in COSMETIC_CONFIG}
+    body = node.checksum if node.resource_type == "seed" else normalized_sql
+    text = json.dumps([node.materialized, body, config], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Record:
+    unique_id: str
+    fingerprint: str
+    materialized: str
+    built_at: str
+    rows: int | None
+
+
+class WarehouseState:
+    """The state table of one target: read once per run, written after each build."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def read(self) -> dict[str, Record]:
+        """relation name -> record; empty when nothing was ever recorded."""
+        relation = STATE_RELATION
+        kind = self.adapter.list_relations().get(self.adapter.key(relation.schema, relation.identifier))
+        if kind is None:
+            return {}
+        query = exp.select(*[exp.column(name, quoted=True) for name, _ in _COLUMNS[:6]]).from_(
+            relation.table()
+        )
+        try:
+            rows = self.adapter.execute(query, fetch=True).rows
+        except WarehouseError as exc:
+            raise UserError(
+                f"cannot read the build state in {relation.sql(self.adapter.dialect)}: {exc}",
+                hint="drop that table to start over; every node then counts as new",
+            ) from exc
+        return {row[0]: Record(row[1], row[2], row[3], row[4], row[5]) for row in rows}
+
+    def record(self, node: Node, fingerprint_: str, rows: int | None, invocation_id: str) -> None:
+        """Replace the node's row (one transaction, so the table never holds two or none)."""
+        assert node.relation is not None
+        name = relation_name(node.relation, self.adapter.dialect)
+        table = STATE_RELATION.table()
+        with self._lock:  # DuckDB reports write-write conflicts between concurrent upserts
+            self._ensure()
+            values = [name, node.unique_id, fingerprint_, node.materialized, now_iso(), rows, invocation_id]
+            with self.adapter.transaction():
+                self.adapter.execute(
+                    exp.delete(
+                        table, where=exp.column("relation_name", quoted=True).eq(exp.Literal.string(name))
+                    )
+                )
+                self.adapter.execute(
+                    exp.insert(
+                        exp.values([tuple(exp.convert(v) for v in values)]),
+                        table,
+                        columns=[exp.to_identifier(c, quoted=True) for c, _ in _COLUMNS],
+                    )
+                )
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        self.adapter.create_schema(STATE_RELATION.schema)
+        schema = exp.Schema(
+            this=STATE_RELATION.table(),
+            expressions=[
+                exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=exp.DataType.build(kind))
+                for name, kind in _COLUMNS
+            ],
+        )
+        self.adapter.execute(exp.Create(this=schema, kind="TABLE", exists=True))
+        self._ready = True
+
+
+def relation_name(relation: Relation, dialect: str) -> str:
+    return relation.sql(dialect)
+
+
+def read_manifest_state(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """unique id -> {"fingerprint", "checksum"} from another run's manifest.json (ours or dbt's)."""
+    path = state_dir / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UserError(
+            f"--state: no manifest.json in {state_dir}",
+            hint="point --state at the target/ folder of the run to compare with",
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--state: cannot read {path}: {exc}") from exc
+    nodes = data.get("nodes") or {}
+    return {
+        uid: {
+            "fingerprint": node.get("sqlflow_fingerprint"),
+            "checksum": (node.get("checksum") or {}).get("checksum"),
+        }
+        for uid, node in nodes.items()
+        if isinstance(node, dict)
+    }
+
+
+def read_results(results_dir: Path) -> dict[str, str]:
+    """unique id -> status from a run_results.json (missing file: no results)."""
+    path = results_dir / "run_results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+    return {r["unique_id"]: r.get("status") for r in data.get("results") or [] if "unique_id" in r}
+
+
+@dataclass
+class Comparison:
+    """What `state:` selectors compare with: the warehouse's records, or another manifest."""
+
+    fingerprint_of: Callable[[str], str | None]  # None for nodes that are never built (sources)
+    recorded: dict[str, Record] | None = None  # by relation name (warehouse state)
+    manifest: dict[str, dict[str, Any]] | None = None  # by unique id (--state)
+    relation_of: Callable[[str], str | None] = lambda uid: None
+    checksum_of: Callable[[str], str | None] = lambda uid: None
+
+    def status(self, uid: str) -> str | None:
+        """ "new", "modified", "unmodified", or None when the node has no state (sources)."""
+        current = self.fingerprint_of(uid)
+        if current is None:
+            return None
+        if self.manifest is not None:
+            old = self.manifest.get(uid)
+            if old is None:
+                return "new"
+            if old.get("fingerprint"):
+                return "unmodified" if old["fingerprint"] == current else "modified"
+            # a dbt manifest: compare the files' checksums, as dbt does
+            return "unmodified" if old.get("checksum") == self.checksum_of(uid) else "modified"
+        name = self.relation_of(uid)
+        record = (self.recorded or {}).get(name) if name else None
+        if record is None:
+            return "new"
+        return "unmodified" if record.fingerprint == current else "modified"
