@@ -25,7 +25,8 @@ from .graph import Graph
 FORMS = (
     "valid forms: name, +name (and ancestors), name+ (and descendants), 2+name, name+1, +name+, "
     "@name, tag:x, path:models/staging, fqn:staging.*, config.materialized:table, source:src.tbl, "
-    "resource_type:model, package:p; a space means union, a comma means intersection"
+    "resource_type:model, package:p, test_type:unit, test_name:unique, state:modified, result:error; "
+    "a space means union, a comma means intersection"
 )
 
 
