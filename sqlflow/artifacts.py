@@ -39,8 +39,8 @@ def write_json(path: Path, data: Any, mask: Callable[[str], str] = str) -> None:
 
 def compiled_path(manifest: Manifest, node: Node) -> Path:
     path = manifest.project.target_path / "compiled" / manifest.project.name / node.original_file_path
-    if node.test_metadata is not None:
-        return path / f"{node.name}.sql"  # many tests share one YAML file, as in dbt's layout
+    if node.original_file_path.endswith((".yml", ".yaml")):
+        return path / f"{node.name}.sql"  # many nodes share one YAML file, as in dbt's layout
     return path
 
 
@@ -286,20 +286,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+INVOCATION_FILE = "sqlflow_invocation.json"
+
+
 def write_invocation(target_path: Path, args: dict[str, Any]) -> Path:
-    """A run_results.json with no results yet: written before the project loads, so that `retry`
-    can repeat a command that failed before any node ran."""
-    data = {
-        "metadata": {
-            "dbt_schema_version": RUN_RESULTS_SCHEMA,
-            "sqlflow_version": __version__,
-            "generated_at": now_iso(),
-        },
-        "results": [],
-        "elapsed_time": 0.0,
-        "args": args,
-    }
-    path = target_path / "run_results.json"
+    """The command line, written before the project loads, so that `retry` can repeat a command
+    that failed before any node ran (run_results.json is left for `result:` selectors)."""
+    data = {"sqlflow_version": __version__, "generated_at": now_iso(), "args": args}
+    path = target_path / INVOCATION_FILE
     write_json(path, data)
     return path
 

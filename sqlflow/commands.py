@@ -389,15 +389,24 @@ RUN_KINDS: dict[str, tuple[str, ...]] = {
 
 
 def last_invocation(target_path: Path) -> dict[str, Any]:
-    """The last run's args and results, from target/run_results.json."""
+    """The last command's args and results: target/run_results.json, unless the command line
+    recorded by the CLI is newer (that command stopped before writing any results)."""
     path = target_path / "run_results.json"
+    invocation = target_path / artifacts.INVOCATION_FILE
+    if invocation.exists() and (not path.exists() or invocation.stat().st_mtime_ns > path.stat().st_mtime_ns):
+        return {"args": _read_json(invocation).get("args") or {}, "results": []}
+    if not path.exists():
+        raise UserError("nothing to retry: no run_results.json from an earlier run", path=path)
+    data = _read_json(path)
+    return {"args": data.get("args") or {}, "results": data.get("results") or []}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UserError("nothing to retry: no run_results.json from an earlier run", path=path) from exc
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the last run's results: {exc}", path=path) from exc
-    return {"args": data.get("args") or {}, "results": data.get("results") or []}
+    return data if isinstance(data, dict) else {}
 
 
 def seed(

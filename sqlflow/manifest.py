@@ -85,7 +85,7 @@ class Manifest:
 
     def by_name(self) -> dict[str, Node]:
         """Nodes that `ref()` can name (tests cannot be referenced)."""
-        return {n.name: n for n in self.nodes.values() if n.resource_type != "test"}
+        return {n.name: n for n in self.nodes.values() if n.resource_type not in ("test", "unit_test")}
 
     def log(self, message: str) -> None:
         self.warnings.append(message)
@@ -173,8 +173,12 @@ class _Loader:
         tests[node.unique_id] = node
 
     def _is_generic_test_file(self, path: Path) -> bool:
-        # `<test-path>/generic/` holds `{% test %}` macros, not singular tests (dbt's layout).
-        return any(path.is_relative_to(folder / "generic") for folder in self.project.test_paths)
+        # `<test-path>/generic/` holds `{% test %}` macros and `fixtures/` unit test rows (dbt's layout).
+        return any(
+            path.is_relative_to(folder / sub)
+            for folder in self.project.test_paths
+            for sub in ("generic", "fixtures")
+        )
 
     def _check_unique(self, node: Node, seen: dict[str, Path]) -> None:
         if node.name in seen:
@@ -236,7 +240,15 @@ class _Loader:
                     raise UserError("a `sources` entry has no name", path=path, line=line_of(entry))
                 found["sources"][name] = (entry, path)
             for entry in _entries(data, "unit_tests", path):
-                found["unit_tests"][(str(entry.get("model")), str(entry.get("name")))] = (entry, path)
+                key = (str(entry.get("model")), str(entry.get("name")))
+                if key in found["unit_tests"]:
+                    raise UserError(
+                        f"unit test {key[1]!r} of {key[0]} is defined twice",
+                        path=path,
+                        line=line_of(entry),
+                        hint=f"also in {self.project.relpath(found['unit_tests'][key][1])}; rename one",
+                    )
+                found["unit_tests"][key] = (entry, path)
         return found
 
     def _warn_unused_properties(self, properties: dict[str, Any], seen: dict[str, Path]) -> None:
@@ -530,6 +542,13 @@ class _Loader:
         name, model_name, line = str(entry["name"]), metadata["model"], line_of(entry)
         model = next((n for n in nodes.values() if n.name == model_name and n.resource_type == "model"), None)
         if model is None:
+            other = next((n for n in nodes.values() if n.name == model_name), None)
+            if other is not None:
+                raise UserError(
+                    f"unit test {name!r} tests {model_name!r}, which is a {other.resource_type}; unit tests test models",
+                    path=path,
+                    line=line,
+                )
             if model_name in seen:
                 return None  # the model is disabled, and its unit tests with it
             raise UserError(

@@ -745,3 +745,23 @@ def test_bad_snapshot_files_are_user_errors(make_project, text, message, line):
     assert message in result.output
     assert ("snapshots/s.sql:" + str(line) if line else "snapshots/s.sql") in result.output
     assert "Traceback" not in result.output
+
+
+def test_yaml_snapshot_next_to_data_tests_in_the_same_file(make_project):
+    project = make_project(
+        {
+            "seeds/raw_people.csv": "id,name\n1,ada\n",
+            "snapshots/_snapshots.yml": """\
+                snapshots:
+                  - name: people_versions
+                    relation: ref('raw_people')
+                    config: {unique_key: id, strategy: check, check_cols: all}
+                    columns:
+                      - name: id
+                        data_tests: [unique]
+                """,
+        }
+    )
+    result = project.cli("build")
+    assert result.exit_code == 0, result.output
+    assert (project.root / "target/compiled/proj/snapshots/_snapshots.yml/people_versions.sql").exists()

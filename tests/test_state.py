@@ -199,3 +199,18 @@ def test_unknown_state_and_result_values_are_user_errors(built, selector):
     result = built.cli("ls", "-s", selector)
     assert result.exit_code == 2
     assert "is not one of" in result.output
+
+
+def test_result_selectors_work_in_run_after_a_failed_build(built):
+    built.write(
+        "models/doubled.sql",
+        "{{ config(materialized='table') }}\nselect id, cast('x' as integer) as v from {{ ref('base') }}\n",
+    )
+    assert built.cli("run").exit_code == 1
+    built.write(
+        "models/doubled.sql",
+        "{{ config(materialized='table') }}\nselect id, v * 2 as v from {{ ref('base') }}\n",
+    )
+    result = built.cli("run", "-s", "result:error+")
+    assert result.exit_code == 0, result.output
+    assert run_ids(built) == ["model.proj.doubled", "model.proj.total"]

@@ -267,3 +267,41 @@ def test_selecting_a_model_selects_its_unit_tests(shop):
     assert listed.output.splitlines() == ["keeps_big_orders"]
     listed = shop.cli("ls", "-s", "orders", "--resource-type", "unit_test", "-o", "name")
     assert listed.output.splitlines() == []
+
+
+def test_unit_test_names_do_not_hide_models_and_fixture_files_are_not_tests(make_project):
+    project = make_project(
+        {
+            **FILES,
+            "data_tests/fixtures/rows.sql": "select 1 as order_id, 10.0 as amount, date '2024-01-01' as order_date\n",
+            "models/unit.yml": unit(
+                """\
+  - name: orders
+    model: big_orders
+    given:
+      - input: ref('orders')
+        format: sql
+        fixture: rows
+    expect:
+      rows: [{order_id: 1, amount: 10}]
+"""
+            ),
+        }
+    )
+    result = project.cli("test")
+    assert result.exit_code == 0, result.output
+    assert list(results(project)) == ["unit_test.proj.big_orders.orders"]
+
+
+def test_unit_test_of_a_seed_is_a_user_error(make_project):
+    project = make_project(
+        {
+            **FILES,
+            "models/unit.yml": unit(
+                "  - name: t\n    model: raw_orders\n    given: []\n    expect: {rows: [{id: 1}]}\n"
+            ),
+        }
+    )
+    result = project.cli("test")
+    assert result.exit_code == 2
+    assert "which is a seed" in result.output
