@@ -518,10 +518,12 @@ def build_node(
     on_retry: RetryHook | None = None,
     cancel: threading.Event | None = None,
 ) -> NodeResult:
-    """Build one node. A transient warehouse error (`adapter.is_transient`) is retried up to the
-    node's `retries` times, `retry_delay` seconds apart; setting `cancel` ends the wait (and the node).
+    """Build one model, seed or snapshot, retrying transient warehouse errors.
 
-    Every materialization runs in one transaction, so a failed attempt leaves nothing behind.
+    An error `adapter.is_transient` accepts is retried up to the node's `retries` times,
+    `retry_delay` seconds apart, calling `on_retry` before each wait; setting `cancel` ends the wait
+    (and the node). Every materialization runs in one transaction, so a failed attempt leaves
+    nothing behind.
     """
     node = compiled.node
     assert node.relation is not None
