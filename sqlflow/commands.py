@@ -412,29 +412,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 def seed(
     session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
 ) -> RunOutcome:
-    return run(session, select, exclude, resource_types=("seed",), command="seed", **options)
+    return run(session, select, exclude, resource_types=RUN_KINDS["seed"], command="seed", **options)
 
 
 def build(
     session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
 ) -> RunOutcome:
     """Seeds, models and tests in one DAG; a failing test skips what depends on the tested node."""
-    kinds = ("seed", "model", "snapshot", "test", "unit_test")
-    return run(session, select, exclude, resource_types=kinds, command="build", **options)
+    return run(session, select, exclude, resource_types=RUN_KINDS["build"], command="build", **options)
 
 
 def snapshot(
     session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
 ) -> RunOutcome:
     """Record the changes of the selected snapshots' queries (type-2 history tables)."""
-    return run(session, select, exclude, resource_types=("snapshot",), command="snapshot", **options)
+    return run(session, select, exclude, resource_types=RUN_KINDS["snapshot"], command="snapshot", **options)
 
 
 def test(
     session: Session, select: Sequence[str] = (), exclude: Sequence[str] = (), **options: Any
 ) -> RunOutcome:
     """Run the selected tests against relations already built."""
-    return run(session, select, exclude, resource_types=("test", "unit_test"), command="test", **options)
+    return run(session, select, exclude, resource_types=RUN_KINDS["test"], command="test", **options)
 
 
 def _writes_relation(node: Any) -> bool:
