@@ -104,6 +104,7 @@ class _Loader:
         self.cache = _ParseCache(project) if use_cache else None
         self.run_started_at = datetime.datetime.now(datetime.timezone.utc)
         self.invocation_id = str(uuid.uuid4())
+        self._folders: dict[Path, list[str]] = {}
 
     # ----------------------------------------------------------------- orchestration
 
@@ -498,10 +499,7 @@ class _Loader:
                 + (" (packages such as dbt_utils are not installed by sqlflow)" if spec.namespace else ""),
             )
         name = data_tests.node_name(spec, target_name)
-        base = next(
-            (p for p in project.model_paths + project.seed_paths if path.is_relative_to(p)), path.parent
-        )
-        folders = list(path.relative_to(base).parent.parts) if path.is_relative_to(base) else []
+        folders = self._yaml_folders(path)
         config = _folder_config(self._settings_tree("test"), project.name, [*folders, name])
         config = merge_config(merge_config(config, {"tags": tags}), spec.config)
         problem = data_tests.check_config(config)
@@ -579,8 +577,7 @@ class _Loader:
             _folder_config(self._settings_tree("unit_test"), project.name, [model_name, name]),
             dict(entry.get("config") or {}),
         )
-        base = next((p for p in project.model_paths if path.is_relative_to(p)), path.parent)
-        folders = list(path.relative_to(base).parent.parts) if path.is_relative_to(base) else []
+        folders = self._yaml_folders(path)
         identity = json.dumps(metadata, sort_keys=True, default=repr)
         return Node(
             unique_id=f"unit_test.{project.name}.{model_name}.{name}",
@@ -599,6 +596,16 @@ class _Loader:
             test_metadata=metadata,
             attached_node=model.unique_id,
         )
+
+    def _yaml_folders(self, path: Path) -> list[str]:
+        """The folders of a properties file inside its resource folder (the fqn of what it declares).
+
+        Cached: every test declared in a file needs it, and pathlib is slow at thousands of calls."""
+        if path not in self._folders:
+            roots = self.project.model_paths + self.project.seed_paths + self.project.snapshot_paths
+            base = next((p for p in roots if path.is_relative_to(p)), path.parent)
+            self._folders[path] = list(path.relative_to(base).parent.parts)
+        return self._folders[path]
 
     def _seed_node(self, path: Path, properties: dict[str, Any]) -> Node:
         project = self.project
