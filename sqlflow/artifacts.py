@@ -219,6 +219,7 @@ def result_json(manifest: Manifest, result: NodeResult) -> dict[str, Any]:
         "adapter_response": {"rows_affected": result.rows} if result.rows is not None else {},
         "message": result.message,
         "failures": result.extra.get("failures"),
+        "batch_results": result.extra.get("batch_results"),
         "relation_name": node.relation.sql(manifest.project.dialect) if node and node.relation else None,
     }
 

@@ -24,6 +24,7 @@ from rich.table import Table
 from . import __version__, artifacts, commands, scaffold, selection
 from .errors import UserError
 from .events import ConsoleReporter, EventHandler, JsonReporter
+from .microbatch import Backfill
 from .project import find_settings, load_yaml, parse_vars
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -174,8 +175,19 @@ def main() -> None:
 
 
 def _run_command(kind: str):
-    def command(select, exclude, fail_fast, state_dir, selector, full_refresh=False, **options):
+    def command(
+        select,
+        exclude,
+        fail_fast,
+        state_dir,
+        selector,
+        full_refresh=False,
+        event_time_start=None,
+        event_time_end=None,
+        **options,
+    ):
         selection.methods_used(select, exclude)  # a malformed selector stops here, before anything is kept
+        backfill = Backfill.from_options(event_time_start, event_time_end)
         _record_invocation(
             options,
             which=kind,
@@ -185,6 +197,8 @@ def _run_command(kind: str):
             state=state_dir,
             full_refresh=full_refresh,
             fail_fast=fail_fast,
+            event_time_start=event_time_start,
+            event_time_end=event_time_end,
         )
         with _session(options) as session, _cancel_on_sigint() as cancel:
             function = {
@@ -203,6 +217,7 @@ def _run_command(kind: str):
                 cancel=cancel,
                 state_dir=state_dir,
                 selector=selector,
+                backfill=backfill,
             )
         if outcome.interrupted:
             return EXIT_INTERRUPTED
@@ -252,6 +267,17 @@ for _kind, _help in (
     if _kind not in ("test", "snapshot"):
         _cmd = click.option(
             "--full-refresh", "-f", is_flag=True, help="Rebuild incremental models from scratch."
+        )(_cmd)
+    if _kind in ("run", "build"):
+        _cmd = click.option(
+            "--event-time-end",
+            metavar="TIME",
+            help="End (excluded) of the window microbatch models build; needs --event-time-start.",
+        )(_cmd)
+        _cmd = click.option(
+            "--event-time-start",
+            metavar="TIME",
+            help="Start of the window microbatch models build, e.g. 2024-03-01 (UTC).",
         )(_cmd)
     main.command(name=_kind, help=_help)(_cmd)
 

@@ -26,7 +26,17 @@ from .errors import UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
 from .graph import Graph
 from .manifest import Manifest, load_manifest
-from .materializations import BuildError, Outcome, materialize, replace_table
+from .materializations import (
+    BatchesFailed,
+    BuildError,
+    Contract,
+    Outcome,
+    build_batches,
+    materialize,
+    replace_table,
+    strategy_of,
+)
+from .microbatch import Backfill, Batch, Intervals, MicrobatchConfig, complete, event_time_expression, plan
 from .nodes import Node
 from .project import Project, line_of, load_project, load_yaml
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
@@ -165,11 +175,13 @@ def run(
     state_dir: str | Path | None = None,
     selector: str | None = None,
     chosen: set[str] | None = None,
+    backfill: Backfill | None = None,
 ) -> RunOutcome:
     """Build the selected nodes in dependency order, in parallel where the DAG allows.
 
     `state_dir` is another run's target/ for `state:` and `result:` selectors; `selector` names a
-    selectors.yml entry; `chosen` is a set of unique ids picked already (retry).
+    selectors.yml entry; `chosen` is a set of unique ids picked already (retry); `backfill` gives
+    microbatch models the windows to build (--event-time-start/--event-time-end).
     """
     manifest = session.manifest
     started = time.perf_counter()
@@ -181,6 +193,8 @@ def run(
         "state": str(state_dir) if state_dir else None,
         "full_refresh": full_refresh,
         "fail_fast": fail_fast,
+        "event_time_start": backfill.start.isoformat() if backfill and backfill.start else None,
+        "event_time_end": backfill.end.isoformat() if backfill and backfill.end else None,
         "target": session.project.target.name,
         "vars": session.project.cli_vars,
         "threads": session.project.target.threads,
@@ -202,6 +216,7 @@ def run(
         manifest, session.graph, {u: c.sql for u, c in compiled.items()}, fingerprints=fingerprints
     )
     recorder = state.WarehouseState(session.adapter)
+    intervals = state.IntervalStore(session.adapter)
     plan = execution_plan(session.graph, executable, tests_block_children=command == "build")
     adapter = session.adapter
     _create_schemas(
@@ -227,7 +242,14 @@ def run(
             result = run_unit_test(adapter, compiler, compiled[uid])
         else:
             result = build_node(
-                adapter, compiler, compiled[uid], full_refresh=full_refresh, on_retry=retrying, cancel=cancel
+                adapter,
+                compiler,
+                compiled[uid],
+                full_refresh=full_refresh,
+                on_retry=retrying,
+                cancel=cancel,
+                backfill=backfill,
+                intervals=intervals,
             )
             if result.status == "success" and fingerprints.get(uid):
                 try:
@@ -354,6 +376,7 @@ def retry(session: Session, *, cancel: threading.Event | None = None) -> RunOutc
         "fail_fast": bool(args.get("fail_fast")),
         "command": which,
         "cancel": cancel,
+        "backfill": Backfill.from_options(args.get("event_time_start"), args.get("event_time_end")),
     }
     if not results:
         return run(
@@ -372,6 +395,15 @@ def retry(session: Session, *, cancel: threading.Event | None = None) -> RunOutc
         if node is not None and node.resource_type in ("test", "unit_test") and which == "build":
             todo |= {p for p in node.depends_on if p in session.manifest.nodes and p != uid}
     todo &= set(session.manifest.nodes)
+    # A microbatch model that failed in some batches builds just those again.
+    failed_batches = {
+        r["unique_id"]: tuple(Batch.from_json(b) for b in r["batch_results"]["failed"])
+        for r in results
+        if r["unique_id"] in todo and (r.get("batch_results") or {}).get("failed")
+    }
+    if failed_batches:
+        window = options["backfill"] or Backfill()
+        options["backfill"] = Backfill(window.start, window.end, failed_batches)
     if not todo:
         session.emit("run_finished", "Nothing to retry: the last run succeeded.", counts={}, elapsed=0.0)
         return RunOutcome([], 0.0)
@@ -516,6 +548,8 @@ def build_node(
     full_refresh: bool,
     on_retry: RetryHook | None = None,
     cancel: threading.Event | None = None,
+    backfill: Backfill | None = None,
+    intervals: state.IntervalStore | None = None,
 ) -> NodeResult:
     """Build one model, seed or snapshot, retrying transient warehouse errors.
 
@@ -532,11 +566,30 @@ def build_node(
     delay = node.config.get("retry_delay")
     delay = 1 if delay is None else int(delay)
     failed: list[str] = []  # "attempt 1 of 3 failed: ..." for each attempt retried
+    extra: dict[str, Any] = {}
+
+    def batch_retry(batch: Batch, attempt: int, attempts: int, error: WarehouseError, delay: int) -> None:
+        if on_retry is not None:
+            on_retry(node, attempt, attempts, WarehouseError(f"batch {batch}: {error}"), delay)
+
     for attempt in range(1, attempts + 1):
         try:
-            outcome = _materialize_node(adapter, compiler, compiled, full_refresh=full_refresh)
+            if _is_microbatch(node):
+                outcome = _build_microbatch(
+                    adapter,
+                    compiler,
+                    compiled,
+                    intervals or state.IntervalStore(adapter),
+                    backfill=backfill,
+                    on_retry=batch_retry,
+                    cancel=cancel,
+                )
+            else:
+                outcome = _materialize_node(adapter, compiler, compiled, full_refresh=full_refresh)
         except (WarehouseError, BuildError) as exc:
             status, message, rows = "error", str(exc), None
+            if isinstance(exc, BatchesFailed):
+                extra["batch_results"] = exc.batch_results
             if failed:
                 message = "\n".join([*failed, f"attempt {attempt} of {attempts} failed: {exc}"])
             if isinstance(exc, WarehouseError) and attempt < attempts and adapter.is_transient(exc):
@@ -549,6 +602,8 @@ def build_node(
                 continue
         else:
             status, message, rows = "success", outcome.message, outcome.rows
+            if outcome.batch_results is not None:
+                extra["batch_results"] = outcome.batch_results
             if failed:
                 retried = f"{len(failed)} time{'s' if len(failed) > 1 else ''}"
                 message += f" (retried {retried}; succeeded on attempt {attempt} of {attempts})"
@@ -562,7 +617,66 @@ def build_node(
         started_at,
         now_iso(),
         thread,
-        extra={"retries": len(failed)} if failed else {},
+        extra={**extra, "retries": len(failed)} if failed else extra,
+    )
+
+
+def _is_microbatch(node: Node) -> bool:
+    return (
+        node.resource_type == "model"
+        and node.materialized == "incremental"
+        and strategy_of(node) == "microbatch"
+    )
+
+
+def _build_microbatch(
+    adapter: Adapter,
+    compiler: Compiler,
+    compiled: CompiledNode,
+    intervals: state.IntervalStore,
+    *,
+    backfill: Backfill | None,
+    on_retry: Callable[[Batch, int, int, WarehouseError, int], None],
+    cancel: threading.Event | None,
+) -> Outcome:
+    """Plan a microbatch model's batches from its recorded intervals and build them."""
+    node = compiled.node
+    assert node.relation is not None
+    config = MicrobatchConfig.of(node.config, node.path)
+    existing = compiler.relation_kind(node.relation)
+    rebuild = not compiled.is_incremental
+    now = compiler.manifest.run_started_at.replace(tzinfo=None)
+    done = intervals.read(node.unique_id)
+    only = (backfill.batches or {}).get(node.unique_id) if backfill is not None else None
+    if only is not None and not rebuild:
+        batches = list(only)
+    else:
+        batches = plan(config, done, now, rebuild=rebuild, backfill=backfill)
+    if not batches:
+        if not rebuild:
+            return Outcome("MICROBATCH nothing to do", 0, {"successful": [], "failed": []})
+        # `begin` is in the future: an empty table, so that models reading it can build.
+        batches = [Batch(config.begin, config.begin)]
+    recorded = Intervals() if rebuild else done
+
+    def record(built: Sequence[Batch]) -> None:
+        for batch in built:
+            if complete(batch, now):
+                recorded.add(batch.start, batch.end)
+        intervals.write(node.unique_id, recorded)
+
+    return build_batches(
+        adapter,
+        node,
+        batches,
+        lambda batch: compiler.batch_query(node.unique_id, batch),
+        event_time_expression(config.event_time, compiler.dialect),
+        record,
+        rebuild=rebuild,
+        existing_kind=existing,
+        contract=Contract(node, compiled.dialect or adapter.dialect) if node.contract_enforced else None,
+        on_retry=on_retry,
+        cancel=cancel,
     )
 
 

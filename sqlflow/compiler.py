@@ -20,6 +20,14 @@ from . import __version__, artifacts, data_tests, sql, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import RenderContext, base_context, parse_program, render
 from .manifest import ConfigAccessor, Manifest, make_var, target_context
+from .microbatch import (
+    Batch,
+    MicrobatchConfig,
+    batch_context,
+    event_time_expression,
+    filter_upstream,
+    window_condition,
+)
 from .nodes import Node, Relation
 from .project import make_env_var
 
@@ -146,6 +154,36 @@ class Compiler:
             return False
         full_refresh = self.full_refresh and node.config.get("full_refresh") is not False
         return not full_refresh and self.relation_kind(node.relation) == "table"
+
+    def batch_query(self, uid: str, batch: Batch) -> exp.Query:
+        """A microbatch model's SELECT for one batch (in the project's dialect): refs whose
+        model declares `event_time` read only the batch's window, and of the model's own rows
+        only those inside the window are kept, so a batch never writes outside it."""
+        node = self.manifest.nodes[uid]
+        ephemeral_refs: list[str] = []
+        rendered = self._render(node, ephemeral_refs, batch)
+        query = sql.parse(rendered, self.dialect, path=node.path)
+        order = self._ephemeral_order(ephemeral_refs)
+        query = sql.inline_ctes(
+            query, [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
+        )
+        event_times = {}
+        for reader in (node, *(self.manifest.nodes[e] for e in order)):
+            for upstream_id in reader.depends_on:
+                upstream = self.manifest.nodes.get(upstream_id)
+                event_time = upstream.config.get("event_time") if upstream is not None else None
+                if event_time and upstream.relation is not None and not upstream.is_ephemeral:
+                    relation = upstream.relation
+                    event_times[self.key(relation.schema, relation.identifier)] = event_time_expression(
+                        str(event_time), self.dialect
+                    )
+        query = filter_upstream(query, event_times, batch, self.key)
+        own = event_time_expression(MicrobatchConfig.of(node.config, node.path).event_time, self.dialect)
+        return (
+            exp.select("*")
+            .from_(query.subquery(exp.to_identifier("__sqlflow_batch", quoted=True)))
+            .where(window_condition(own, batch))
+        )
 
     # ------------------------------------------------------------------ models
 
@@ -306,8 +344,8 @@ class Compiler:
             visit(uid)
         return order
 
-    def _render(self, node: Node, ephemeral_refs: list[str]) -> str:
-        values = self._context(node, ephemeral_refs)
+    def _render(self, node: Node, ephemeral_refs: list[str], batch: Batch | None = None) -> str:
+        values = self._context(node, ephemeral_refs, batch)
         try:
             return render(node.program, self.manifest.env, RenderContext(values, self.manifest.macro_library))
         except CompilationError:
@@ -317,7 +355,7 @@ class Compiler:
                 exc.location.path = node.path
             raise
 
-    def _context(self, node: Node, ephemeral_refs: list[str]) -> dict[str, Any]:
+    def _context(self, node: Node, ephemeral_refs: list[str], batch: Batch | None = None) -> dict[str, Any]:
         """The run-time Jinja context of a node: `ref` resolves relations (ephemerals to CTEs)."""
         dialect = self.dialect
 
@@ -364,6 +402,7 @@ class Compiler:
                 "original_file_path": node.original_file_path,
                 "schema": node.relation.schema,
                 "alias": node.relation.identifier,
+                "batch": batch_context(node.config, batch),
             },
             schema=node.relation.schema,
         )

@@ -36,6 +36,7 @@ from .jinja import (
     render,
     snapshot_blocks,
 )
+from .microbatch import MicrobatchConfig
 from .nodes import (
     INCREMENTAL_STRATEGIES,
     ON_SCHEMA_CHANGE,
@@ -676,6 +677,12 @@ class _Loader:
                 "config": config,
                 "resource_type": "model",
                 "package_name": self.project.name,
+                # Unknown while loading (config() may not have run yet); only refs matter here.
+                "batch": {
+                    "id": "",
+                    "event_time_start": self.run_started_at,
+                    "event_time_end": self.run_started_at,
+                },
             },
             schema=self.project.target.schema,
         )
@@ -828,6 +835,8 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             path=path,
             hint="add unique_key='id' (or a list of columns) to the model's config",
         )
+    if strategy == "microbatch":
+        MicrobatchConfig.of(config, path)
 
 
 def _check_retries(config: dict[str, Any], path: Path) -> None:

@@ -8,15 +8,17 @@ contract is checked on that temporary relation, before the swap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from .adapters.base import Adapter
 from .errors import WarehouseError
+from .microbatch import Batch, window_condition
 from .nodes import INCREMENTAL_STRATEGIES, ON_SCHEMA_CHANGE, Column, Node, Relation
 
 if TYPE_CHECKING:  # compiled nodes are only read here; the compiler sits upstream
@@ -35,6 +37,15 @@ class BuildError(Exception):
 class Outcome:
     message: str
     rows: int | None = None
+    batch_results: dict[str, Any] | None = None  # microbatch: {"successful": [...], "failed": [...]}
+
+
+class BatchesFailed(BuildError):
+    """Some batches of a microbatch model failed; the others are built and recorded."""
+
+    def __init__(self, message: str, batch_results: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.batch_results = batch_results
 
 
 def materialize(
@@ -148,7 +159,7 @@ def strategy_of(node: Node) -> str:
         return "merge" if node.config.get("unique_key") else "append"
     if strategy not in STRATEGIES:
         raise BuildError(f"unknown incremental_strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}")
-    if strategy != "append" and not node.config.get("unique_key"):
+    if strategy in ("merge", "delete+insert") and not node.config.get("unique_key"):
         raise BuildError(f"incremental_strategy {strategy!r} needs a unique_key")
     return strategy
 
@@ -161,46 +172,159 @@ def unique_key_of(node: Node) -> list[str]:
 
 
 def _incremental(adapter: Adapter, node: Node, select_sql: str, contract: Contract | None) -> Outcome:
+    with adapter.transaction():
+        return incremental_step(adapter, node, _verbatim(select_sql), contract)
+
+
+def incremental_step(
+    adapter: Adapter,
+    node: Node,
+    query: exp.Expression,
+    contract: Contract | None,
+    *,
+    window: exp.Expression | None = None,
+) -> Outcome:
+    """Add `query`'s rows to the existing table, in the caller's transaction.
+
+    `window` (microbatch): the condition on the table's rows that the new rows replace.
+    """
     relation = node.relation
     assert relation is not None
     strategy = strategy_of(node)
     keys = unique_key_of(node)
     new_rows = Relation(None, relation.schema, relation.identifier + NEW_ROWS_SUFFIX)
     new_table = exp.Table(this=exp.to_identifier(new_rows.identifier, quoted=True))
-    with adapter.transaction():
-        adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
-        adapter.execute(_create(new_rows, "table", _verbatim(select_sql), temporary=True))
-        if contract is not None:
-            contract.check(adapter, new_rows, temporary=True)
-        target_columns = adapter.columns(relation)
-        change = schema_change(adapter, target_columns, adapter.columns(new_rows, temporary=True))
-        mode = on_schema_change_of(node)
-        if change and mode == "fail":
-            raise BuildError(_schema_change_failure(relation, change, adapter.dialect))
-        fold = _folder(adapter)
-        # The columns inserted/merged: those in both, plus the ones added to the table below.
-        columns = [name for name, _ in target_columns if fold(name) in change.incoming]
-        if mode in ("append_new_columns", "sync_all_columns"):
-            columns += [name for name, _ in change.added]
-        missing = [k for k in keys if fold(k) not in {fold(c) for c in columns}]
-        if missing:
-            raise BuildError(
-                f"unique_key column(s) {', '.join(missing)} are not in both the model and {relation.identifier}"
-            )
-        if strategy == "merge":
-            _check_unique(adapter, new_table, keys, node)
-        # Same transaction as the insert/merge: if anything below fails, the ALTERs roll back too.
-        for statement in _schema_statements(relation, change, mode, adapter.dialect):
-            adapter.execute(statement)
-        if strategy == "append":
-            result = adapter.execute(_insert(relation, new_table, columns))
-        elif strategy == "merge" and adapter.supports_merge:
-            result = adapter.execute(_merge(relation, new_table, columns, keys))
-        else:
-            adapter.execute(_delete_matching(relation, new_table, keys))
-            result = adapter.execute(_insert(relation, new_table, columns))
-        adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
+    adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
+    adapter.execute(_create(new_rows, "table", query, temporary=True))
+    if contract is not None:
+        contract.check(adapter, new_rows, temporary=True)
+    target_columns = adapter.columns(relation)
+    change = schema_change(adapter, target_columns, adapter.columns(new_rows, temporary=True))
+    mode = on_schema_change_of(node)
+    if change and mode == "fail":
+        raise BuildError(_schema_change_failure(relation, change, adapter.dialect))
+    fold = _folder(adapter)
+    # The columns inserted/merged: those in both, plus the ones added to the table below.
+    columns = [name for name, _ in target_columns if fold(name) in change.incoming]
+    if mode in ("append_new_columns", "sync_all_columns"):
+        columns += [name for name, _ in change.added]
+    missing = [k for k in keys if fold(k) not in {fold(c) for c in columns}]
+    if missing:
+        raise BuildError(
+            f"unique_key column(s) {', '.join(missing)} are not in both the model and {relation.identifier}"
+        )
+    if strategy == "merge":
+        _check_unique(adapter, new_table, keys, node)
+    # Same transaction as the insert/merge: if anything below fails, the ALTERs roll back too.
+    for statement in _schema_statements(relation, change, mode, adapter.dialect):
+        adapter.execute(statement)
+    if strategy == "microbatch":
+        assert window is not None, "a microbatch step replaces one window"
+        adapter.execute(exp.delete(relation.table(), where=window))
+        result = adapter.execute(_insert(relation, new_table, columns))
+    elif strategy == "append":
+        result = adapter.execute(_insert(relation, new_table, columns))
+    elif strategy == "merge" and adapter.supports_merge:
+        result = adapter.execute(_merge(relation, new_table, columns, keys))
+    else:
+        adapter.execute(_delete_matching(relation, new_table, keys))
+        result = adapter.execute(_insert(relation, new_table, columns))
+    adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
     return Outcome(f"{strategy.upper()}{change.summary(mode)}", result.rowcount)
+
+
+# --------------------------------------------------------------------------- microbatch
+
+BatchRetryHook = Callable[[Batch, int, int, WarehouseError, int], None]
+
+
+def build_batches(
+    adapter: Adapter,
+    node: Node,
+    batches: Sequence[Batch],
+    batch_query: Callable[[Batch], exp.Expression],
+    event_time: exp.Expression,
+    record: Callable[[Sequence[Batch]], None],
+    *,
+    rebuild: bool,
+    existing_kind: str | None,
+    contract: Contract | None = None,
+    on_retry: BatchRetryHook | None = None,
+    cancel: threading.Event | None = None,
+) -> Outcome:
+    """Build a microbatch model's `batches` and `record` them as done.
+
+    A rebuild (first build, --full-refresh) fills a temporary table batch by batch and swaps it
+    in, all in one transaction: old rows stay until every batch succeeded. Otherwise each batch
+    replaces its window of rows in a transaction of its own, recorded in the same transaction;
+    a batch that fails with a transient error is retried alone (`retries`), and a failed batch
+    does not stop the others.
+    """
+    relation = node.relation
+    assert relation is not None and batches
+    span = (
+        f"{len(batches)} batch{'es' if len(batches) != 1 else ''} {Batch(batches[0].start, batches[-1].end)}"
+    )
+    if rebuild:
+        tmp = relation.with_identifier(relation.identifier + TMP_SUFFIX)
+        with adapter.transaction():
+            adapter.execute(_drop(tmp, "table"))
+            rows = adapter.execute(_create(tmp, "table", batch_query(batches[0]))).rowcount or 0
+            for batch in batches[1:]:
+                if cancel is not None and cancel.is_set():
+                    raise BuildError("cancelled; the table was not replaced")
+                rows += adapter.execute(exp.insert(batch_query(batch), tmp.table())).rowcount or 0
+            if contract is not None:
+                contract.check(adapter, tmp)
+            if existing_kind:
+                adapter.execute(_drop(relation, existing_kind))
+            adapter.execute(_rename(tmp, relation.identifier, "table"))
+            record(batches)
+        results = {"successful": [b.as_json() for b in batches], "failed": []}
+        return Outcome(f"MICROBATCH {span}", rows, results)
+    attempts = 1 + int(node.config.get("retries") or 0)
+    delay = node.config.get("retry_delay")
+    delay = 1 if delay is None else int(delay)
+    rows, built, failed = 0, [], []
+    for batch in batches:
+        if cancel is not None and cancel.is_set():
+            failed.append((batch, "cancelled"))
+            continue
+        for attempt in range(1, attempts + 1):
+            try:
+                with adapter.transaction():
+                    step = incremental_step(
+                        adapter,
+                        node,
+                        batch_query(batch),
+                        contract,
+                        window=window_condition(event_time, batch),
+                    )
+                    record([batch])
+            except WarehouseError as exc:
+                if attempt < attempts and adapter.is_transient(exc):
+                    if on_retry is not None:
+                        on_retry(batch, attempt, attempts, exc, delay)
+                    if not (cancel or threading.Event()).wait(delay):
+                        continue
+                failed.append((batch, str(exc)))
+            except BuildError as exc:
+                failed.append((batch, str(exc)))
+            else:
+                rows += step.rows or 0
+                built.append(batch)
+            break
+    results = {"successful": [b.as_json() for b in built], "failed": [b.as_json() for b, _ in failed]}
+    if failed:
+        lines = [f"  {batch}: {error}" for batch, error in failed[:5]]
+        if len(failed) > 5:
+            lines.append(f"  ... and {len(failed) - 5} more")
+        raise BatchesFailed(
+            f"{len(failed)} of {len(batches)} batches failed ({len(built)} built and recorded; "
+            "`sqlflow retry` or the next run builds the failed ones):\n" + "\n".join(lines),
+            results,
+        )
+    return Outcome(f"MICROBATCH {span}", rows, results)
 
 
 # --------------------------------------------------------------------------- on_schema_change

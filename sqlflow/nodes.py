@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 # Config keys whose values accumulate across levels (folder < YAML < file) instead of replacing.
-INCREMENTAL_STRATEGIES = ("append", "merge", "delete+insert")
+INCREMENTAL_STRATEGIES = ("append", "merge", "delete+insert", "microbatch")
 # What an incremental run does when the model's columns differ from its table's (dbt's values).
 ON_SCHEMA_CHANGE = ("ignore", "fail", "append_new_columns", "sync_all_columns")
 ADDITIVE_CONFIG_KEYS = ("tags",)

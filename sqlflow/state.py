@@ -22,6 +22,7 @@ from sqlglot import exp
 
 from .adapters.base import Adapter
 from .errors import UserError, WarehouseError
+from .microbatch import Intervals, parse_time
 from .nodes import Node, Relation
 from .runner import now_iso
 
@@ -130,6 +131,67 @@ class WarehouseState:
         )
         self.adapter.execute(exp.Create(this=schema, kind="TABLE", exists=True))
         self._ready = True
+
+
+INTERVALS_RELATION = Relation(None, STATE_RELATION.schema, "intervals")
+_INTERVAL_COLUMNS = (("unique_id", "VARCHAR"), ("start_at", "TIMESTAMP"), ("end_at", "TIMESTAMP"))
+
+
+class IntervalStore:
+    """The time ranges each microbatch model has built, merged: a few rows per model, however
+    many batches. Written inside each batch's transaction, so a batch and its record commit
+    together."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def read(self, unique_id: str) -> Intervals:
+        self._ensure()
+        table = INTERVALS_RELATION.table()
+        query = (
+            exp.select(exp.column("start_at", quoted=True), exp.column("end_at", quoted=True))
+            .from_(table)
+            .where(exp.column("unique_id", quoted=True).eq(exp.Literal.string(unique_id)))
+        )
+        rows = self.adapter.execute(query, fetch=True).rows
+        return Intervals((parse_time(start), parse_time(end)) for start, end in rows)
+
+    def write(self, unique_id: str, intervals: Intervals) -> None:
+        """Replace the model's ranges, in the caller's transaction."""
+        table = INTERVALS_RELATION.table()
+        self.adapter.execute(
+            exp.delete(table, where=exp.column("unique_id", quoted=True).eq(exp.Literal.string(unique_id)))
+        )
+        if not intervals.ranges:
+            return
+        stamp = exp.DataType.Type.TIMESTAMP
+        rows = [
+            (
+                exp.Literal.string(unique_id),
+                exp.cast(exp.Literal.string(start.isoformat(sep=" ")), stamp),
+                exp.cast(exp.Literal.string(end.isoformat(sep=" ")), stamp),
+            )
+            for start, end in intervals.ranges
+        ]
+        columns = [exp.to_identifier(name, quoted=True) for name, _ in _INTERVAL_COLUMNS]
+        self.adapter.execute(exp.insert(exp.values(rows), table, columns=columns))
+
+    def _ensure(self) -> None:
+        with self._lock:  # concurrent CREATE TABLE IF NOT EXISTS conflict in DuckDB's catalog
+            if self._ready:
+                return
+            self.adapter.create_schema(INTERVALS_RELATION.schema)
+            schema = exp.Schema(
+                this=INTERVALS_RELATION.table(),
+                expressions=[
+                    exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=exp.DataType.build(kind))
+                    for name, kind in _INTERVAL_COLUMNS
+                ],
+            )
+            self.adapter.execute(exp.Create(this=schema, kind="TABLE", exists=True))
+            self._ready = True
 
 
 def relation_name(relation: Relation, dialect: str) -> str:
