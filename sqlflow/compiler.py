@@ -170,10 +170,15 @@ class Compiler:
         event_times = {}
         for reader in (node, *(self.manifest.nodes[e] for e in order)):
             for upstream_id in reader.depends_on:
-                upstream = self.manifest.nodes.get(upstream_id)
-                event_time = upstream.config.get("event_time") if upstream is not None else None
-                if event_time and upstream.relation is not None and not upstream.is_ephemeral:
-                    relation = upstream.relation
+                node_upstream = self.manifest.nodes.get(upstream_id)
+                source_upstream = self.manifest.sources.get(upstream_id)
+                if node_upstream is not None and not node_upstream.is_ephemeral:
+                    event_time, relation = node_upstream.config.get("event_time"), node_upstream.relation
+                elif source_upstream is not None:
+                    event_time, relation = source_upstream.event_time, source_upstream.relation
+                else:
+                    continue
+                if event_time and relation is not None:
                     event_times[self.key(relation.schema, relation.identifier)] = event_time_expression(
                         str(event_time), self.dialect
                     )

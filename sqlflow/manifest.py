@@ -289,6 +289,8 @@ class _Loader:
                     columns=_columns(table),
                     loaded_at_field=table.get("loaded_at_field") or entry.get("loaded_at_field"),
                     freshness=table.get("freshness", entry.get("freshness")),
+                    event_time=((table.get("config") or {}).get("event_time"))
+                    or (entry.get("config") or {}).get("event_time"),
                     meta={**(entry.get("meta") or {}), **(table.get("meta") or {})},
                     tags=list(dict.fromkeys([*(entry.get("tags") or []), *(table.get("tags") or [])])),
                     fqn=[self.project.name, source_name, name],

@@ -137,6 +137,7 @@ class Source:
     columns: dict[str, Column] = field(default_factory=dict)
     loaded_at_field: str | None = None
     freshness: dict[str, Any] | None = None
+    event_time: str | None = None  # `config: {event_time: ...}`: microbatch models read one window
     meta: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     fqn: list[str] = field(default_factory=list)

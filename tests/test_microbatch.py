@@ -322,3 +322,19 @@ def test_bad_event_time_options_are_exit_2(project, options, message):
     outcome = project.cli("run", *options)
     assert outcome.exit_code == 2
     assert message in outcome.output
+
+
+def test_sources_with_event_time_are_filtered_too(make_project):
+    project = make_project(
+        {
+            "seeds/raw_events.csv": events_csv(six_days_of_events()),
+            "models/sources.yml": "version: 2\nsources:\n  - name: raw\n    schema: main\n    tables:\n"
+            "      - name: raw_events\n        config: {event_time: ts}\n",
+            "models/per_batch.sql": "{{ config(materialized='incremental', incremental_strategy='microbatch', "
+            f"event_time='ts', batch_size='day', begin='{iso(day(-5))}') }}}}\n"
+            "select max(ts) as ts, count(*) as events_in_batch from {{ source('raw', 'raw_events') }}\n",
+        }
+    )
+    assert project.cli("seed").exit_code == 0
+    assert project.cli("run").exit_code == 0
+    assert project.query("select events_in_batch from per_batch order by ts") == [(2,)] * 6
