@@ -123,8 +123,8 @@ def count(database: Path, table: str) -> int:
 
 def benchmark(rows: int, repeats: int, workdir: Path) -> list[list[str]]:
     root = workdir / "incremental"
-    # The source spans the days up to yesterday; each increment lands in the last hours, so a
-    # microbatch run (lookback 0) builds today's batch and the one an increment spills into.
+    # The source spans the days up to yesterday; each increment lands in the last 20 hours, so a
+    # microbatch run (lookback 1) builds yesterday's batch and today's.
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     span_seconds = 60 * 24 * 3600  # 60 days
     start = now - dt.timedelta(seconds=span_seconds) - dt.timedelta(days=1)
@@ -137,8 +137,11 @@ def benchmark(rows: int, repeats: int, workdir: Path) -> list[list[str]]:
     for repeat in range(repeats):
         for name, seconds in sqlflow(root, "run", "--full-refresh").items():
             full[name].append(seconds)
-        # 1% new rows, in the day before now, then an incremental run.
-        add_rows(database, next_id, increment, now - dt.timedelta(hours=20), 3600 * 12 / increment)
+        # 1% new rows, later than every row so far (the last 20 hours, a slice per repeat),
+        # then an incremental run.
+        slice_hours = 20 / repeats
+        slice_start = now - dt.timedelta(hours=20 - slice_hours * repeat)
+        add_rows(database, next_id, increment, slice_start, 3600 * slice_hours / increment)
         next_id += increment
         for name, seconds in sqlflow(root, "run").items():
             incremental[name].append(seconds)

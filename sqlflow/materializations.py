@@ -194,8 +194,11 @@ def incremental_step(
     keys = unique_key_of(node)
     new_rows = Relation(None, relation.schema, relation.identifier + NEW_ROWS_SUFFIX)
     new_table = exp.Table(this=exp.to_identifier(new_rows.identifier, quoted=True))
-    adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
-    adapter.execute(_create(new_rows, "table", query, temporary=True))
+    # Appended rows are read once, straight from the query through a view; the other strategies
+    # read them several times (checks, delete, insert), so they are computed once into a table.
+    staging = "view" if strategy == "append" else "table"
+    adapter.execute(exp.Drop(tables=[new_table.copy()], kind=staging.upper(), exists=True))
+    adapter.execute(_create(new_rows, staging, query, temporary=True))
     if contract is not None:
         contract.check(adapter, new_rows, temporary=True)
     target_columns = adapter.columns(relation)
@@ -229,7 +232,7 @@ def incremental_step(
     else:
         adapter.execute(_delete_matching(relation, new_table, keys))
         result = adapter.execute(_insert(relation, new_table, columns))
-    adapter.execute(exp.Drop(tables=[new_table.copy()], kind="TABLE", exists=True))
+    adapter.execute(exp.Drop(tables=[new_table.copy()], kind=staging.upper(), exists=True))
     return Outcome(f"{strategy.upper()}{change.summary(mode)}", result.rowcount)
 
 
