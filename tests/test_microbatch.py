@@ -338,3 +338,44 @@ def test_sources_with_event_time_are_filtered_too(make_project):
     assert project.cli("seed").exit_code == 0
     assert project.cli("run").exit_code == 0
     assert project.query("select events_in_batch from per_batch order by ts") == [(2,)] * 6
+
+
+def test_a_transient_error_retries_only_the_batch_that_hit_it(project):
+    from sqlflow import commands
+    from sqlflow.adapters.duckdb import DuckDBAdapter
+    from sqlflow.errors import WarehouseError
+
+    assert project.cli("build").exit_code == 0
+    project.write(
+        "models/daily.sql",
+        MICROBATCH.format(begin=iso(day(-5)), lookback=2).replace(
+            "lookback=2)", "lookback=2, retries=1, retry_delay=0)"
+        ),
+    )
+    window = f"CAST('{day(-1):%Y-%m-%d %H:%M:%S}' AS TIMESTAMP)"
+
+    class LockTimeoutOnce(DuckDBAdapter):
+        statements: list[str] = []
+
+        def _run(self, sql, params=None, *, fetch):
+            self.statements.append(sql)
+            deletes = [
+                s for s in self.statements if s.startswith('DELETE FROM "main"."daily"') and window in s
+            ]
+            if len(deletes) == 1 and sql in deletes:
+                raise WarehouseError("lock timeout while waiting for the table")
+            return super()._run(sql, params, fetch=fetch)
+
+    events = []
+    with commands.open_session(project.root, on_event=events.append) as session:
+        session._adapter = adapter = LockTimeoutOnce(session.project.target)
+        outcome = commands.run(session, ["daily"])
+    (built,) = outcome.results
+    assert built.status == "success", built.message
+    deletes = [s for s in adapter.statements if s.startswith('DELETE FROM "main"."daily"')]
+    assert len(deletes) == 4  # batches -2, -1 (twice: the retry) and today
+    assert next(e for e in events if e.name == "node_retry").message.startswith(
+        "daily: attempt 1 of 2 failed: batch ["
+    )
+    assert built.extra["batch_results"]["failed"] == []
+    assert project.scalar("select count(*) from daily") == 12
