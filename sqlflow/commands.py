@@ -199,7 +199,8 @@ def run(
         "vars": session.project.cli_vars,
         "threads": session.project.target.threads,
     }
-    compiler = _compiler(session, full_refresh=full_refresh)
+    # A DuckDB file that does not exist yet is not created before the project compiles cleanly.
+    compiler = _compiler(session, full_refresh=full_refresh, connect=_warehouse_exists(session))
     uids = _select(session, compiler, select, exclude, resource_types, state_dir, selector, chosen)
     # Written before anything can fail, so `retry` knows the command even if no node ran.
     artifacts.write_run_results(manifest, RunOutcome([], 0.0), args)

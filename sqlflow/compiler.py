@@ -365,6 +365,10 @@ class Compiler:
         dialect = self.dialect
 
         def ref(*args: str, **_: Any) -> str:
+            if not args:
+                raise UserError(
+                    "ref() needs the name of a model", path=node.path, hint="e.g. {{ ref('orders') }}"
+                )
             name = str(args[-1])
             target = self.by_name.get(name)
             if target is None:

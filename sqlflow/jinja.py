@@ -461,7 +461,7 @@ def render(program: Program, env: jinja2.Environment, context: RenderContext) ->
             line=_template_line(exc.__traceback__, program.path),
             hint="a macro calls itself without end",
         ) from exc
-    except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as exc:
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
         raise CompilationError(
             f"cannot render: {type(exc).__name__}: {exc}",
             path=program.path,

@@ -286,7 +286,7 @@ class _Loader:
                     path=self.project.relpath(path),
                     line=line_of(table),
                     description=str(table.get("description") or ""),
-                    columns=_columns(table),
+                    columns=_columns(table, path),
                     loaded_at_field=table.get("loaded_at_field") or entry.get("loaded_at_field"),
                     freshness=table.get("freshness", entry.get("freshness")),
                     event_time=((table.get("config") or {}).get("event_time"))
@@ -384,7 +384,7 @@ class _Loader:
             refs=refs,
             sources=sources,
             description=str(entry.get("description") or ""),
-            columns=_columns(entry),
+            columns=_columns(entry, patch_path),
             patch_path=project.relpath(patch_path) if patch_path else None,
             program=program,
             line=line,
@@ -633,7 +633,7 @@ class _Loader:
             checksum=digest,
             config=config,
             description=str(entry.get("description") or ""),
-            columns=_columns(entry),
+            columns=_columns(entry, patch_path),
             patch_path=project.relpath(patch_path) if patch_path else None,
         )
 
@@ -645,6 +645,8 @@ class _Loader:
         env_reads: dict[str, str | None] = {}
 
         def ref(*args: str, **_: Any) -> str:
+            if not args:
+                raise UserError("ref() needs the name of a model", hint="e.g. {{ ref('orders') }}")
             refs.append(RefCall(name=str(args[-1]), package=args[0] if len(args) > 1 else None))
             return _placeholder(args[-1])
 
@@ -878,7 +880,7 @@ def _check_contract(
             hint="an ephemeral model is never built, so there is nothing to check: materialize it as a "
             "view, table or incremental model, or remove the contract",
         )
-    columns = _columns(entry)
+    columns = _columns(entry, yaml_path)
     if not columns:
         raise UserError(
             f"model {name} has an enforced contract but declares no columns",
@@ -953,10 +955,29 @@ def _test_list(entry: dict[str, Any], key: str, path: Path) -> list[Any]:
     return tests
 
 
-def _columns(entry: dict[str, Any]) -> dict[str, Column]:
+def _columns(entry: dict[str, Any], path: Path | str | None) -> dict[str, Column]:
     columns = {}
-    for column in entry.get("columns") or []:
-        if isinstance(column, dict) and column.get("name"):
+    listed = entry.get("columns") or []
+    if not isinstance(listed, list):
+        raise UserError(
+            "`columns` must be a list of columns",
+            path=path,
+            line=line_of(entry, "columns"),
+            hint="- name: id",
+        )
+    for column in listed:
+        if not isinstance(column, dict):
+            raise UserError(
+                "each column must be a mapping with a `name`", path=path, line=line_of(entry, "columns")
+            )
+        for key, kind in (("meta", dict), ("data_tests", list), ("tests", list)):
+            if column.get(key) is not None and not isinstance(column[key], kind):
+                raise UserError(
+                    f"column `{key}` must be a {'mapping' if kind is dict else 'list'}",
+                    path=path,
+                    line=line_of(column, key),
+                )
+        if column.get("name"):
             name = str(column["name"])
             columns[name] = Column(
                 name=name,

@@ -6,6 +6,7 @@ way. Profiles use dbt's format (profile -> target -> outputs).
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,10 +42,15 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineD
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
         # Keys are names (folders, settings): keep `off:` or `yes:` as written, not as booleans.
-        if isinstance(key_node, yaml.ScalarNode):
-            key = key_node.value
-        else:
-            key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key_node, yaml.ScalarNode):
+            # `{{ x }}: ...` unquoted is a mapping used as a key: never what was meant.
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "a key must be a plain name, not a list or mapping (quote Jinja)",
+                key_node.start_mark,
+            )
+        key = key_node.value
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
@@ -141,6 +147,10 @@ def render_yaml_values(data: Any, context: dict[str, Any], path: Path, key: Any 
             raise
         except jinja2.TemplateError as exc:
             raise UserError(f"cannot render {key!r}: {exc}", path=path) from exc
+        except RecursionError as exc:
+            raise UserError(f"cannot render {key!r}: a macro calls itself without end", path=path) from exc
+        except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
+            raise UserError(f"cannot render {key!r}: {type(exc).__name__}: {exc}", path=path) from exc
         return _coerce_scalar(rendered)
     return data
 
@@ -275,6 +285,7 @@ def load_project(
     raw = load_yaml(settings_path)
     if not isinstance(raw, dict):
         raise UserError("the settings file must be a mapping", path=settings_path, line=1)
+    _check_settings_keys(raw, settings_path)
     project_vars = dict(raw.get("vars") or {})
     context = {"env_var": make_env_var(secrets), "var": make_var({**project_vars, **cli_vars})}
     settings = render_yaml_values(raw, context, settings_path)
@@ -304,6 +315,32 @@ def load_project(
         secrets=secrets,
         dialect=_check_dialect(dialect, settings, settings_path),
     )
+
+
+# dbt_project.yml's top-level keys (dbt rejects any other) and sqlflow's own (`dialect`).
+SETTINGS_KEYS = frozenset(
+    {
+        "name", "version", "config-version", "profile", "dialect", "require-dbt-version",
+        "model-paths", "seed-paths", "test-paths", "analysis-paths", "macro-paths", "snapshot-paths",
+        "docs-paths", "asset-paths", "function-paths", "target-path", "log-path", "packages-install-path",
+        "clean-targets", "query-comment", "quoting", "vars", "flags", "dispatch", "restrict-access",
+        "on-run-start", "on-run-end", "models", "seeds", "snapshots", "sources", "tests", "data_tests",
+        "unit_tests", "analyses", "exposures", "metrics", "semantic-models", "saved-queries",
+        "functions", "dbt-cloud",
+    }
+)  # fmt: skip
+
+
+def _check_settings_keys(raw: dict[str, Any], path: Path) -> None:
+    for key in raw:
+        if key not in SETTINGS_KEYS:
+            close = difflib.get_close_matches(str(key), SETTINGS_KEYS, n=1)
+            raise UserError(
+                f"unknown key {key!r} in {path.name}",
+                path=path,
+                line=line_of(raw, key),
+                hint=f"did you mean {close[0]!r}?" if close else "see docs/configuration.md for the keys",
+            )
 
 
 _KNOWN_DIALECTS = {"duckdb", "postgres", "sqlite", "spark", "databricks", "snowflake", "bigquery", "trino"}
