@@ -38,20 +38,28 @@ def write_json(path: Path, data: Any, mask: Callable[[str], str] = str) -> None:
 
 
 def compiled_path(manifest: Manifest, node: Node) -> Path:
-    path = manifest.project.target_path / "compiled" / manifest.project.name / node.original_file_path
+    return Path(_compiled_location(manifest, node))
+
+
+def _compiled_location(manifest: Manifest, node: Node) -> str:
+    # A string from one os.path.join: pathlib's joins cost more than the rest of checking that an
+    # unchanged model's file is up to date, which a compile does for every model.
+    project = manifest.project
+    parts = [str(project.target_path), "compiled", project.name, node.original_file_path]
     if node.original_file_path.endswith((".yml", ".yaml")):
-        return path / f"{node.name}.sql"  # many nodes share one YAML file, as in dbt's layout
-    return path
+        parts.append(f"{node.name}.sql")  # many nodes share one YAML file, as in dbt's layout
+    return os.path.join(*parts)
 
 
-def compiled_file(manifest: Manifest, node: Node, sql: str) -> tuple[Path, str, str]:
+def compiled_file(manifest: Manifest, node: Node, sql: str) -> tuple[str, str, str]:
     """Where a model's compiled SQL goes, its masked text, and that text's digest."""
     text = manifest.project.secrets.mask(sql.rstrip() + "\n")
-    return compiled_path(manifest, node), text, _sha(text)
+    return _compiled_location(manifest, node), text, _sha(text)
 
 
-def write_plain(path: Path, text: str) -> None:
+def write_plain(path: str | Path, text: str) -> None:
     # Derived output, rewritten on every compile: a plain write is enough here.
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 
@@ -165,8 +173,16 @@ def write_manifest(
     """target/manifest.json; `fingerprints` (see state.py) let a later `--state` run compare with this one."""
     compiled = compiled or {}
     fingerprints = fingerprints or {}
+    path = manifest.project.target_path / "manifest.json"
+    mask = manifest.project.secrets.mask
+    metadata = _metadata(manifest, MANIFEST_SCHEMA)
+    body_key = _manifest_body_key(manifest, compiled, fingerprints)
+    if body_key is not None:
+        metadata["sqlflow_body_key"] = body_key
+        if _replace_metadata(path, body_key, mask(json.dumps(metadata))):
+            return path
     data = {
-        "metadata": _metadata(manifest, MANIFEST_SCHEMA),
+        "metadata": metadata,
         "nodes": {
             uid: node_json(manifest, n, compiled.get(uid), fingerprints.get(uid))
             for uid, n in manifest.nodes.items()
@@ -198,9 +214,53 @@ def write_manifest(
         "selectors": {},
         "disabled": {},
     }
-    path = manifest.project.target_path / "manifest.json"
-    write_json(path, data, manifest.project.secrets.mask)
+    write_json(path, data, mask)
     return path
+
+
+def _manifest_body_key(
+    manifest: Manifest, compiled: dict[str, str], fingerprints: dict[str, str | None]
+) -> str | None:
+    """A digest of all manifest.json holds but its metadata, or None when that cannot be known
+    cheaply (the project was loaded without caches)."""
+    if manifest.inputs_key is None:
+        return None
+    digest = hashlib.blake2b(digest_size=20)
+    for part in (manifest.inputs_key, MANIFEST_SCHEMA, *sorted(manifest.project.secrets.values)):
+        digest.update(f"{part}\0".encode())
+    for uid in sorted(compiled):
+        digest.update(f"{uid}\0{compiled[uid]}\0".encode())
+    for uid in sorted(fingerprints):
+        digest.update(f"{uid}\0{fingerprints[uid]}\0".encode())
+    return digest.hexdigest()
+
+
+_METADATA_START, _BODY_START = b'{"metadata": ', b', "nodes": '
+
+
+def _replace_metadata(path: Path, body_key: str, metadata: str) -> bool:
+    """Rewrite only the metadata of the manifest.json in place when its body is the one
+    `body_key` stands for: at 5,000 models, serializing the nodes again costs 0.3 s, this 20 ms.
+
+    JSON escapes every quote inside a string, so the first `, "nodes": ` ends the metadata.
+    """
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return False
+    end = text.find(_BODY_START)
+    if not text.startswith(_METADATA_START) or end < 0:
+        return False
+    try:
+        old = json.loads(text[len(_METADATA_START) : end])
+    except ValueError:
+        return False
+    if not isinstance(old, dict) or old.get("sqlflow_body_key") != body_key:
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_METADATA_START + metadata.encode() + text[end:])
+    os.replace(tmp, path)
+    return True
 
 
 def result_json(manifest: Manifest, result: NodeResult) -> dict[str, Any]:
@@ -308,6 +368,9 @@ def _path_in_resource_folder(manifest: Manifest, node: Node) -> str:
     project = manifest.project
     folders = project.seed_paths if node.resource_type == "seed" else project.model_paths
     for folder in folders:
-        if node.path.is_relative_to(folder):
-            return node.path.relative_to(folder).as_posix()
+        # original_file_path is relative to the project root, like relpath(folder): string
+        # arithmetic gives pathlib's relative_to at a tenth of its cost.
+        prefix = project.relpath(folder) + "/"
+        if node.original_file_path.startswith(prefix):
+            return node.original_file_path[len(prefix) :]
     return node.original_file_path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import signal
 import sys
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, artifacts, commands, scaffold, selection
+from . import __version__, artifacts, commands, docs_site, scaffold, selection
 from .errors import UserError
 from .events import ConsoleReporter, EventHandler, JsonReporter
 from .microbatch import Backfill
@@ -114,6 +115,17 @@ def _state_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--selector", default=None, help="A named selector from selectors.yml.")(func)
 
 
+def _lock_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for another run holding the target's lock before giving up (exit 2).",
+    )(func)
+
+
 def _handled(func: Callable[..., int | None]) -> Callable[..., None]:
     """Turn errors into a message and an exit code; tracebacks only with --debug."""
 
@@ -172,6 +184,13 @@ def _session(options: dict[str, Any]) -> commands.Session:
 @click.version_option(__version__, prog_name="sqlflow")
 def main() -> None:
     """Build, test and document a warehouse from a folder of SQL SELECT files."""
+    # A command holds tens of thousands of long-lived objects (nodes, programs, YAML), which every
+    # full garbage collection walks again: a quarter of a 5,000-model compile (docs/benchmarks.md).
+    # Young collections still free short-lived cycles (sqlglot trees), so memory stays flat. Put
+    # back afterwards: main() also runs inside other processes (tests, CliRunner).
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], 1_000_000)
+    click.get_current_context().call_on_close(lambda: gc.set_threshold(*thresholds))
 
 
 def _run_command(kind: str):
@@ -184,6 +203,7 @@ def _run_command(kind: str):
         full_refresh=False,
         event_time_start=None,
         event_time_end=None,
+        lock_timeout=0.0,
         **options,
     ):
         selection.methods_used(select, exclude)  # a malformed selector stops here, before anything is kept
@@ -218,6 +238,7 @@ def _run_command(kind: str):
                 state_dir=state_dir,
                 selector=selector,
                 backfill=backfill,
+                lock_timeout=lock_timeout,
             )
         if outcome.interrupted:
             return EXIT_INTERRUPTED
@@ -264,6 +285,8 @@ for _kind, _help in (
     _cmd = _selection(_cmd)
     _cmd = _state_options(_cmd)
     _cmd = click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failure.")(_cmd)
+    if _kind != "test":
+        _cmd = _lock_option(_cmd)
     if _kind not in ("test", "snapshot"):
         _cmd = click.option(
             "--full-refresh", "-f", is_flag=True, help="Rebuild incremental models from scratch."
@@ -308,9 +331,10 @@ def source_freshness(select, exclude, output, **options):
 
 
 @main.command()
+@_lock_option
 @_common
 @_handled
-def retry(**options):
+def retry(lock_timeout, **options):
     """Run again what errored, failed or was skipped in the last run, with the same command and options."""
     last = commands.last_invocation(_target_path(options["project_dir"]))["args"]
     # The last run's target, vars and threads, unless given again here.
@@ -319,7 +343,7 @@ def retry(**options):
     if not options.get("vars_text") and last.get("vars"):
         options["vars_text"] = json.dumps(last["vars"])
     with _session(options) as session, _cancel_on_sigint() as cancel:
-        outcome = commands.retry(session, cancel=cancel)
+        outcome = commands.retry(session, cancel=cancel, lock_timeout=lock_timeout)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if outcome.failed else EXIT_OK
@@ -362,6 +386,45 @@ def compile(select, exclude, **options):
                 f"Compiled {len(compiled)} models to "
                 f"{session.project.relpath(session.project.target_path / 'compiled')}/",
             )
+
+
+@main.group(name="docs")
+def docs_group() -> None:
+    """The documentation site: lineage graph, column lineage, model pages."""
+
+
+@docs_group.command(name="generate")
+@_selection
+@_common
+@_handled
+def docs_generate(select, exclude, **options):
+    """Write the docs site (with column-level lineage) to target/docs/."""
+    with _session(options) as session:
+        commands.docs_generate(session, select, exclude)
+
+
+@docs_group.command(name="serve")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface)."
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the site in a web browser.")
+@click.option("--project-dir", type=click.Path(file_okay=False), default=".", show_default=True)
+@click.option("--debug", is_flag=True, hidden=True)
+@_handled
+def docs_serve(port, host, open_browser, project_dir, debug):
+    """Serve target/docs/ over HTTP until Ctrl-C."""
+    server = docs_site.make_server(_target_path(project_dir) / "docs", host, port)
+    url = docs_site.url_of(server)
+    click.echo(f"Serving the docs at {url} (Ctrl-C to stop)")
+    if open_browser:
+        docs_site.open_in_browser(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+    finally:
+        server.server_close()
 
 
 @main.command(name="ls")

@@ -14,17 +14,29 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from sqlglot import exp
 
-from . import artifacts, data_tests, freshness, selection, snapshots, state, unit_tests
+from . import (
+    artifacts,
+    catalog,
+    data_tests,
+    docs_site,
+    freshness,
+    locking,
+    project_lineage,
+    selection,
+    snapshots,
+    state,
+    unit_tests,
+)
 from .adapters import Adapter, adapter_for
 from .compiler import CompiledNode, Compiler
 from .errors import UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
 from .graph import Graph
+from .locking import RunLock
 from .manifest import Manifest, load_manifest
 from .materializations import (
     BatchesFailed,
@@ -40,6 +52,10 @@ from .microbatch import Backfill, Batch, Intervals, MicrobatchConfig, complete, 
 from .nodes import Node
 from .project import Project, line_of, load_project, load_yaml
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
+from .transpile import Transpiler
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass
@@ -51,6 +67,7 @@ class Session:
     graph: Graph
     on_event: EventHandler = ignore
     _adapter: Adapter | None = field(default=None, repr=False)
+    _lock: RunLock | None = field(default=None, repr=False)
 
     @property
     def adapter(self) -> Adapter:
@@ -59,10 +76,29 @@ class Session:
             self._adapter.open()
         return self._adapter
 
+    def lock_target(self, timeout: float = 0, cancel: threading.Event | None = None) -> None:
+        """Take the target's run lock (once per session; held until `close`), waiting up to
+        `timeout` seconds for another run to release it; `locking.TargetLocked` if it does not."""
+        if self._lock is not None:
+            return
+        lock = (self._adapter or adapter_for(self.project.target)).run_lock()
+        locking.hold(lock, timeout, self.project.target.name, cancel)
+        self._lock = lock
+        if lock.stale is not None:
+            self.emit(
+                "warning",
+                f"took over a stale lock on target {self.project.target.name!r} left by "
+                f"{lock.stale.describe()}, which is no longer running",
+                "warning",
+            )
+
     def close(self) -> None:
         if self._adapter is not None:
             self._adapter.close()
             self._adapter = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Session:
         return self
@@ -116,17 +152,26 @@ def ls(
 def _compiler(session: Session, *, full_refresh: bool = False, connect: bool = True) -> Compiler:
     # Without a connection (compile before the warehouse exists) nothing exists yet.
     adapter = session.adapter if connect else adapter_for(session.project.target)
+    transpiler = Transpiler(
+        session.project.dialect,
+        adapter.dialect,
+        functions=adapter.function_names,  # never creates a database that does not exist yet
+        syntax_error=adapter.syntax_error,
+    )
     return Compiler(
         session.manifest,
         target_dialect=adapter.dialect,
         existing=adapter.list_relations() if connect else {},
         key=adapter.key,
         full_refresh=full_refresh,
+        transpiler=transpiler,
+        unbuildable=adapter.unbuildable,
     )
 
 
 def _compile_all(session: Session, uids: Sequence[str], compiler: Compiler) -> dict[str, CompiledNode]:
     compiled = {}
+    compiler.validate_ahead(uids)
     for uid in uids:
         node = session.manifest.nodes[uid]
         compiled[uid] = compiler.compile(uid)
@@ -152,11 +197,74 @@ def compile(
 
 def _warehouse_exists(session: Session) -> bool:
     # `compile` needs the warehouse only to evaluate is_incremental(); it never creates a database.
-    target = session.project.target
-    if target.type == "duckdb":
-        path = str(target.settings.get("path") or ":memory:")
-        return path != ":memory:" and Path(path).exists()
-    return True
+    if session._adapter is not None:
+        return True
+    return adapter_for(session.project.target).database_exists()
+
+
+DOCUMENTED_KINDS = ("model", "seed", "snapshot", "test", "unit_test", "source")
+
+
+def docs_generate(
+    session: Session, select: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> docs_site.SiteSummary:
+    """Write the docs site to target/docs/ for the selected nodes (all by default).
+
+    Compiles them (target/compiled/, manifest.json), reads their columns from the warehouse where
+    built (catalog.json), traces column lineage, and takes statuses from the last run_results.json.
+    Never creates the warehouse: before the first run, columns come from seeds and YAML.
+    """
+    connect = _warehouse_exists(session)
+    compiler = _compiler(session, connect=connect)
+    manifest = session.manifest
+    # Everything, unless told otherwise; no need to order it (selecting 10,000 nodes costs 0.3 s).
+    uids = (
+        selection.select(session.graph, select, exclude, DOCUMENTED_KINDS)
+        if select or exclude
+        else list(session.graph)
+    )
+    # Generic tests are shown by their definition: compiling thousands of them costs seconds.
+    to_compile = [
+        u
+        for u in uids
+        if u in manifest.nodes
+        and (
+            manifest.nodes[u].resource_type in ("model", "snapshot")
+            or (manifest.nodes[u].resource_type == "test" and manifest.nodes[u].test_metadata is None)
+        )
+    ]
+    compiled = _compile_all(session, to_compile, compiler)
+    artifacts.write_manifest(manifest, session.graph, {u: c.sql for u, c in compiled.items()})
+    adapter = session.adapter if connect else None
+    columns = catalog.read_catalog(manifest, uids, adapter, compiler.existing)
+    catalog.write_catalog_json(manifest, columns)
+    target = session.project.target_path
+    traced = project_lineage.trace_project(
+        manifest,
+        compiled,
+        columns,
+        dialect=compiler.target_dialect,
+        case_insensitive=(adapter or adapter_for(session.project.target)).case_insensitive,
+        cache_path=target / "sqlflow_lineage_cache.pickle",
+    )
+    inputs = docs_site.SiteInputs(
+        manifest,
+        session.graph,
+        uids,
+        compiled,
+        columns,
+        traced,
+        docs_site.read_run_results(target),
+        compiler.target_dialect,
+    )
+    summary = docs_site.write_site(inputs, target / "docs")
+    session.emit(
+        "docs_generated",
+        f"Wrote the docs site for {summary.nodes} nodes to {session.project.relpath(summary.path.parent)}/ "
+        f"({summary.columns} columns, {summary.unresolved_columns} with unresolved lineage)",
+        path=str(summary.path),
+    )
+    return summary
 
 
 # --------------------------------------------------------------------------- run / seed / build
@@ -176,13 +284,17 @@ def run(
     selector: str | None = None,
     chosen: set[str] | None = None,
     backfill: Backfill | None = None,
+    lock_timeout: float = 0,
 ) -> RunOutcome:
     """Build the selected nodes in dependency order, in parallel where the DAG allows.
 
     `state_dir` is another run's target/ for `state:` and `result:` selectors; `selector` names a
     selectors.yml entry; `chosen` is a set of unique ids picked already (retry); `backfill` gives
-    microbatch models the windows to build (--event-time-start/--event-time-end).
+    microbatch models the windows to build (--event-time-start/--event-time-end). Commands that
+    write take the target's lock first, waiting up to `lock_timeout` seconds for another run.
     """
+    if command != "test":
+        session.lock_target(lock_timeout, cancel)
     manifest = session.manifest
     started = time.perf_counter()
     args = {
@@ -213,12 +325,12 @@ def run(
     executable = [u for u in uids if not manifest.nodes[u].is_ephemeral]
     compiled = _compile_all(session, uids, compiler)
     fingerprints = {u: _fingerprint(manifest, compiler, u) for u in executable}
+    compiler.finish()  # again: saves the SQL digests just computed, for the next `state:` selection
     artifacts.write_manifest(
         manifest, session.graph, {u: c.sql for u, c in compiled.items()}, fingerprints=fingerprints
     )
     recorder = state.WarehouseState(session.adapter)
     intervals = state.IntervalStore(session.adapter)
-    plan = execution_plan(session.graph, executable, tests_block_children=command == "build")
     adapter = session.adapter
     _create_schemas(
         adapter, [manifest.nodes[u] for u in executable if _writes_relation(manifest.nodes[u])], compiler
@@ -253,10 +365,7 @@ def run(
                 intervals=intervals,
             )
             if result.status == "success" and fingerprints.get(uid):
-                try:
-                    recorder.record(node, fingerprints[uid], result.rows, manifest.invocation_id)
-                except WarehouseError as exc:
-                    result.status, result.message = "error", f"built, but its state was not recorded: {exc}"
+                recorder.record(node, fingerprints[uid], result.rows, manifest.invocation_id)
         session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
         return result
 
@@ -275,19 +384,41 @@ def run(
         node = manifest.nodes[result.unique_id]
         session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
 
-    outcome = run_dag(
-        plan,
-        work,
-        threads=session.project.target.threads,
-        fail_fast=fail_fast,
-        on_skip=skipped,
-        on_interrupt=adapter.cancel,
-        cancel=cancel,
-    )
+    try:
+        if not executable:  # e.g. state:modified+ with nothing modified: no scheduler (nor networkx)
+            outcome = RunOutcome([], 0.0)
+        else:
+            outcome = run_dag(
+                execution_plan(session.graph, executable, tests_block_children=command == "build"),
+                work,
+                threads=session.project.target.threads,
+                fail_fast=fail_fast,
+                on_skip=skipped,
+                on_interrupt=adapter.cancel,
+                cancel=cancel,
+            )
+    finally:
+        not_recorded = recorder.flush()  # builds are recorded in batches while the run goes on
+    _report_not_recorded(session, outcome, not_recorded)
     outcome.elapsed = time.perf_counter() - started
     artifacts.write_run_results(manifest, outcome, args)
     _emit_summary(session, outcome)
     return outcome
+
+
+def _report_not_recorded(session: Session, outcome: RunOutcome, not_recorded: dict[str, Exception]) -> None:
+    """Nodes built whose state could not be written fail the run: the next `state:modified` would
+    build them again, and the user should know why."""
+    for result in outcome.results:
+        if result.unique_id in not_recorded:
+            error = not_recorded[result.unique_id]
+            result.status, result.message = "error", f"built, but its state was not recorded: {error}"
+            session.emit(
+                "state_not_recorded",
+                f"{session.manifest.nodes[result.unique_id].name}: {result.message}",
+                "error",
+                unique_id=result.unique_id,
+            )
 
 
 BUILT_TYPES = ("model", "seed", "snapshot")
@@ -329,7 +460,9 @@ def _select(
             )
             context.state = state.Comparison(
                 lambda uid: _fingerprint(manifest, compiler, uid),
-                recorded=state.WarehouseState(adapter).read() if _warehouse_exists(session) else {},
+                recorded=state.WarehouseState(adapter).read(compiler.existing)
+                if _warehouse_exists(session)
+                else {},
                 relation_of=lambda uid: state.relation_name(manifest.nodes[uid].relation, adapter.dialect),
             )
     if "result" in used:
@@ -356,7 +489,7 @@ def _selectors(project: Project) -> dict[str, Any]:
     return found
 
 
-def retry(session: Session, *, cancel: threading.Event | None = None) -> RunOutcome:
+def retry(session: Session, *, cancel: threading.Event | None = None, lock_timeout: float = 0) -> RunOutcome:
     """Run again what errored, failed or was skipped in the last run, with its command and options.
 
     A failed test in `build` also rebuilds the node it tests. When the last run stopped before any
@@ -377,6 +510,7 @@ def retry(session: Session, *, cancel: threading.Event | None = None) -> RunOutc
         "fail_fast": bool(args.get("fail_fast")),
         "command": which,
         "cancel": cancel,
+        "lock_timeout": lock_timeout,
         "backfill": Backfill.from_options(args.get("event_time_start"), args.get("event_time_end")),
     }
     if not results:
@@ -496,6 +630,8 @@ def execution_plan(graph: Graph, uids: Sequence[str], *, tests_block_children: b
     With `tests_block_children` (build), a node also waits for the tests of its parents: dbt's
     rule is that a test blocks a node when every node the test reads is upstream of that node.
     """
+    import networkx as nx  # imported here: 80 ms that commands which run nothing do not pay
+
     chosen = set(uids)
     plan = nx.DiGraph()
     plan.add_nodes_from(uids)
@@ -522,6 +658,8 @@ def execution_plan(graph: Graph, uids: Sequence[str], *, tests_block_children: b
 
 
 def _add_test_edges(graph: Graph, plan: nx.DiGraph) -> None:
+    import networkx as nx
+
     ancestors: dict[str, set[str]] = {}
     for test in [u for u in plan if graph.resource(u).resource_type == "test"]:
         tested = set(plan.predecessors(test))
@@ -756,6 +894,8 @@ def run_unit_test(adapter: Adapter, compiler: Compiler, compiled: CompiledNode) 
             relation = None if upstream.is_ephemeral else upstream.relation
         if relation is None or compiler.relation_kind(relation) is None:
             return None
+        if not adapter.typed_columns:  # SQLite's affinities are no types to cast the given rows to
+            return [(name, "") for name, _ in adapter.columns(relation)]
         return adapter.columns(relation)
 
     try:

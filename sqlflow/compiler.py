@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from . import __version__, artifacts, data_tests, sql, unit_tests
+from . import __version__, artifacts, data_tests, parse_pool, sql, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import RenderContext, base_context, parse_program, render
 from .manifest import ConfigAccessor, Manifest, make_var, target_context
@@ -30,6 +31,7 @@ from .microbatch import (
 )
 from .nodes import Node, Relation
 from .project import make_env_var
+from .transpile import Transpiler
 
 CTE_PREFIX = "__sqlflow_cte__"
 
@@ -54,18 +56,26 @@ class Compiler:
         existing: dict[tuple[str, str], str],
         key=lambda schema, name: (schema, name),
         full_refresh: bool = False,
+        transpiler: Transpiler | None = None,
+        unbuildable: Callable[[Node], tuple[str, str] | None] | None = None,
     ) -> None:
         self.manifest = manifest
+        # What the warehouse cannot build as configured (Adapter.unbuildable): a compile error.
+        self.unbuildable = unbuildable
         self.project = manifest.project
         self.dialect = manifest.project.dialect
         self.target_dialect = target_dialect
+        # How models of the project's dialect become the warehouse's (and what it cannot take).
+        self.transpiler = transpiler or Transpiler(self.dialect, target_dialect)
         self.existing = existing
         self.key = key
         self.full_refresh = full_refresh
         self.by_name = manifest.by_name()
+        self._sources = {(s.source_name, s.name): s for s in manifest.sources.values()}
         self._compiled: dict[str, CompiledNode] = {}
         self._normalized: dict[str, str] = {}
         self._queries: dict[str, exp.Query] = {}
+        self._rendered: dict[str, str] = {}  # renders validate_ahead() did, for compile() to use
         self._base = base_context(
             project_name=self.project.name,
             target=target_context(self.project),
@@ -86,6 +96,9 @@ class Compiler:
         if uid in self._compiled:
             return self._compiled[uid]
         node = self.manifest.nodes[uid]
+        problem = self.unbuildable(node) if self.unbuildable is not None else None
+        if problem is not None:
+            raise CompilationError(problem[0], path=node.path, hint=problem[1])
         if node.resource_type == "seed":
             compiled = CompiledNode(node, "")
         elif node.resource_type == "unit_test":
@@ -114,7 +127,7 @@ class Compiler:
         and would otherwise stall compiling, which only needs the CPU.
         """
         path, content, digest = artifacts.compiled_file(self.manifest, node, text)
-        if digest == self._checked.written(node.unique_id) and path.exists():
+        if digest == self._checked.written(node.unique_id) and os.path.exists(path):
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlflow-write")
@@ -129,21 +142,29 @@ class Compiler:
         node = self.manifest.nodes[uid]
         if node.resource_type == "seed" or node.program is None:
             return ""
+        # Digests from the last command on the same inputs: `state:modified` needs every model's,
+        # and rendering them all again was most of a no-op `run -s state:modified+`.
+        remembered = self._checked.digests(self.manifest.inputs_key)
+        if uid in remembered:
+            self._normalized[uid] = remembered[uid]
+            return remembered[uid]
         ephemeral_refs: list[str] = []
-        values = self._context(node, ephemeral_refs)
-        values["is_incremental"] = lambda: False
-        rendered = render(node.program, self.manifest.env, RenderContext(values, self.manifest.macro_library))
-        digest = self._checked.normalized(rendered, self.dialect)
+        rendered = self._render(node, ephemeral_refs, incremental=False)
+        dialect = self.source_dialect(node)
+        digest = self._checked.normalized(rendered, dialect)
         if digest is None:
-            normalized = sql.parse(rendered, self.dialect, path=node.path).sql(
-                dialect=self.dialect, comments=False
-            )
+            normalized = sql.parse(rendered, dialect, path=node.path).sql(dialect=dialect, comments=False)
             digest = hashlib.sha256(normalized.encode()).hexdigest()
-            self._checked.put_normalized(rendered, self.dialect, digest)
+            self._checked.put_normalized(rendered, dialect, digest)
         if ephemeral_refs:
             parts = [digest, *(self.sql_digest(e) for e in ephemeral_refs)]
             digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
         self._normalized[uid] = digest
+        # Only a render that the inputs decide can be remembered by them: a static program (no
+        # macros, run_started_at...) that reads no environment variable, as are its ephemerals.
+        remembered = self._checked.digests(self.manifest.inputs_key)  # now with the ephemerals'
+        if _depends_only_on_inputs(node.program) and all(e in remembered for e in ephemeral_refs):
+            self._checked.remember_digest(self.manifest.inputs_key, uid, digest)
         return digest
 
     def relation_kind(self, relation: Relation) -> str | None:
@@ -192,17 +213,54 @@ class Compiler:
 
     # ------------------------------------------------------------------ models
 
+    def source_dialect(self, node: Node) -> str:
+        """The dialect a node's SQL is written in: the project's, or with `transpile=false` the warehouse's."""
+        return self.target_dialect if node.config.get("transpile") is False else self.dialect
+
+    def validate_ahead(self, uids: Sequence[str]) -> None:
+        """Render the static models among `uids` and, when many of them are SQL the cache has not
+        seen (a cold compile), parse those on every core (parse_pool); compile() then finds them
+        validated and their renders ready. Models that need their syntax tree (ephemerals, their
+        readers, transpiling) are left to compile()."""
+        nodes = self.manifest.nodes
+        pending: dict[tuple[str, str], None] = {}
+        for uid in uids:
+            node = nodes[uid]
+            program = node.program
+            if (
+                program is None
+                or program.segments is None
+                or node.test_metadata is not None
+                or node.resource_type in ("seed", "unit_test")
+                or node.is_ephemeral
+                or self.source_dialect(node) != self.target_dialect
+                or any(parent in nodes and nodes[parent].is_ephemeral for parent in node.depends_on)
+            ):
+                continue
+            rendered = self._rendered[uid] = self._render(node, [])
+            if self._checked.get(rendered, self.target_dialect) is None:
+                pending[(rendered, self.target_dialect)] = None
+        if len(pending) < parse_pool.MIN_QUERIES or not parse_pool.available():
+            return
+        for (text, dialect), tables in zip(pending, parse_pool.bare_tables(list(pending)), strict=True):
+            if tables is not None:  # a query that does not parse is reported by compile()
+                self._checked.put(text, dialect, [self.project.secrets.mask(t) for t in tables])
+
     def _compile_model(self, node: Node) -> CompiledNode:
         ephemeral_refs: list[str] = []
-        rendered = self._render(node, ephemeral_refs)
-        compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
-        needs_ast = bool(ephemeral_refs) or node.is_ephemeral or self.dialect != self.target_dialect
-        cached_tables = None if needs_ast else self._checked.get(rendered, self.dialect)
+        rendered = self._rendered.pop(node.unique_id, None) or self._render(node, ephemeral_refs)
+        dialect = self.source_dialect(node)
+        needs_ast = bool(ephemeral_refs) or node.is_ephemeral or dialect != self.target_dialect
+        cached_tables = None if needs_ast else self._checked.get(rendered, dialect)
         query = None
-        if cached_tables is None:
+        if cached_tables is None:  # also whenever needs_ast, which the code below relies on
+            compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
             try:
-                query = sql.parse(rendered, self.dialect, path=node.path, compiled_path=compiled_path)
+                query = sql.parse(rendered, dialect, path=node.path, compiled_path=compiled_path)
             except CompilationError:
+                if node.config.get("transpile") is False and not needs_ast:
+                    # transpile=false: SQL sqlglot cannot parse goes to the warehouse as written.
+                    return CompiledNode(node, sql.body(rendered), self.is_incremental(node), dialect=dialect)
                 self.write_compiled(node, rendered)  # the error's hint names this file
                 self.finish()
                 raise
@@ -212,18 +270,25 @@ class Compiler:
                 self._queries[node.unique_id] = query
             tables = [t.name for t in sql.referenced_tables(query) if not t.db]
             # Stored in target/: a table named by a secret (env_var) must not be written in clear.
-            self._checked.put(rendered, self.dialect, [self.project.secrets.mask(t) for t in tables])
+            self._checked.put(rendered, dialect, [self.project.secrets.mask(t) for t in tables])
         else:
             tables = cached_tables
         self._warn_bare_tables(node, tables)
         if not needs_ast:
-            return CompiledNode(node, sql.body(rendered), self.is_incremental(node), dialect=self.dialect)
+            return CompiledNode(node, sql.body(rendered), self.is_incremental(node), dialect=dialect)
         assert query is not None
         order = self._ephemeral_order(ephemeral_refs)
         ctes = [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
         query = sql.inline_ctes(query, ctes)
-        text = sql.generate(query, self.target_dialect)
-        return CompiledNode(node, text, self.is_incremental(node), order, self.dialect)
+        try:
+            text = self.transpiler.generate(
+                query, source=dialect, path=node.path, compiled_path=compiled_path
+            )
+        except CompilationError:
+            self.write_compiled(node, rendered)
+            self.finish()
+            raise
+        return CompiledNode(node, text, self.is_incremental(node), order, dialect)
 
     def _compile_generic_test(self, node: Node) -> CompiledNode:
         """The failing-rows query of a YAML test: a built-in built with sqlglot, or a `{% test %}` macro."""
@@ -274,7 +339,7 @@ class Compiler:
             raise
         order = self._ephemeral_order(ephemeral_refs)
         ctes = [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
-        text = sql.generate(sql.inline_ctes(query, ctes), self.target_dialect)
+        text = self.transpiler.generate(sql.inline_ctes(query, ctes), path=node.path)
         return CompiledNode(node, text, False, order)
 
     def _compile_unit_test(self, node: Node) -> CompiledNode:
@@ -283,7 +348,7 @@ class Compiler:
         model = self.manifest.nodes[node.attached_node]
         metadata = node.test_metadata
         overrides = metadata["overrides"]
-        dialect = self.dialect
+        dialect = self.source_dialect(model)
         given = {i["name"] for i in metadata["inputs"]}
 
         def mock(name: str) -> str:
@@ -318,7 +383,7 @@ class Compiler:
         except UserError as exc:
             exc.message = f"unit test {node.name}: {exc.message}"
             raise
-        return CompiledNode(node, sql.generate(query, self.target_dialect))
+        return CompiledNode(node, self.transpiler.generate(query, source=dialect, path=model.path))
 
     def _ephemeral_query(self, uid: str) -> exp.Query:
         self.compile(uid)
@@ -349,10 +414,23 @@ class Compiler:
             visit(uid)
         return order
 
-    def _render(self, node: Node, ephemeral_refs: list[str], batch: Batch | None = None) -> str:
-        values = self._context(node, ephemeral_refs, batch)
+    def _render(
+        self,
+        node: Node,
+        ephemeral_refs: list[str],
+        batch: Batch | None = None,
+        *,
+        incremental: bool | None = None,
+    ) -> str:
+        """`incremental` fixes what is_incremental() returns (the fingerprint renders with False)."""
+        if node.program.segments is not None and batch is None:
+            values: dict[str, Any] = self._static_context(node, ephemeral_refs)
+        else:
+            values = RenderContext(self._context(node, ephemeral_refs, batch), self.manifest.macro_library)
+        if incremental is not None:
+            values["is_incremental"] = lambda: incremental
         try:
-            return render(node.program, self.manifest.env, RenderContext(values, self.manifest.macro_library))
+            return render(node.program, self.manifest.env, values)  # type: ignore[arg-type]
         except CompilationError:
             raise
         except UserError as exc:
@@ -360,8 +438,8 @@ class Compiler:
                 exc.location.path = node.path
             raise
 
-    def _context(self, node: Node, ephemeral_refs: list[str], batch: Batch | None = None) -> dict[str, Any]:
-        """The run-time Jinja context of a node: `ref` resolves relations (ephemerals to CTEs)."""
+    def _resolvers(self, node: Node, ephemeral_refs: list[str]) -> dict[str, Callable[..., str]]:
+        """`ref` and `source` for rendering `node`: relation names (ephemerals become CTE names)."""
         dialect = self.dialect
 
         def ref(*args: str, **_: Any) -> str:
@@ -391,16 +469,34 @@ class Compiler:
             return target.relation.sql(dialect)
 
         def source(source_name: str, table_name: str) -> str:
-            for candidate in self.manifest.sources.values():
-                if candidate.source_name == source_name and candidate.name == table_name:
-                    return candidate.relation.sql(dialect)
+            candidate = self._sources.get((source_name, table_name))
+            if candidate is not None:
+                return candidate.relation.sql(dialect)
             raise UserError(f"source {source_name}.{table_name} is not declared", path=node.path)
 
+        return {"ref": ref, "source": source}
+
+    def _static_context(self, node: Node, ephemeral_refs: list[str]) -> dict[str, Any]:
+        """All a static program (jinja.Program.segments) can read: a fraction of the cost of
+        `_context` (and RenderContext's copy of Jinja's globals), which is most of compiling an
+        unchanged model."""
+        assert node.relation is not None
+        return {
+            **self._resolvers(node, ephemeral_refs),
+            "config": _renders_nothing,
+            "var": self._base["var"],
+            "env_var": self._base["env_var"],
+            "this": node.relation.sql(self.dialect),
+            "is_incremental": lambda: self.is_incremental(node),
+        }
+
+    def _context(self, node: Node, ephemeral_refs: list[str], batch: Batch | None = None) -> dict[str, Any]:
+        """The run-time Jinja context of a node: `ref` resolves relations (ephemerals to CTEs)."""
+        dialect = self.dialect
         assert node.relation is not None
         values = dict(self._base)
         values.update(
-            ref=ref,
-            source=source,
+            self._resolvers(node, ephemeral_refs),
             config=ConfigAccessor(lambda *a, **k: "", dict(node.config)),
             this=node.relation.sql(dialect),
             is_incremental=lambda: self.is_incremental(node),
@@ -418,6 +514,27 @@ class Compiler:
         if self.full_refresh:
             values["flags"] = type(values["flags"])(FULL_REFRESH=True, WHICH="run")
         return values
+
+
+def _depends_only_on_inputs(program: Any) -> bool:
+    """A static program that calls no env_var(): what it renders follows from the project's files,
+    vars and target alone (what manifest.inputs_key digests)."""
+
+    def reads_env(segments: list[Any]) -> bool:
+        for segment in segments:
+            if isinstance(segment, str):
+                continue
+            if segment[0] == "call" and segment[1] == "env_var":
+                return True
+            if segment[0] == "if_incremental" and (reads_env(segment[1]) or reads_env(segment[2])):
+                return True
+        return False
+
+    return program.segments is not None and not reads_env(program.segments)
+
+
+def _renders_nothing(*args: Any, **kwargs: Any) -> str:
+    return ""  # config() at run time: the config was read when the project was loaded
 
 
 def sqlglot_table(text: str, dialect: str) -> exp.Table:
@@ -466,6 +583,23 @@ class _CheckedSQL:
 
     def put(self, text: str, dialect: str, tables: list[str]) -> None:
         self.entries[self._key(text, dialect)] = tables
+        self.dirty = True
+
+    def digests(self, inputs_key: str | None) -> dict[str, str]:
+        """uid -> sql_digest remembered for these inputs (manifest.inputs_key); only the latest
+        inputs' are kept, so the cache does not grow with every edit."""
+        stored = self.entries.get("digests")
+        if inputs_key is None or not stored or stored[0] != inputs_key:  # type: ignore[index]
+            return {}
+        return stored[1]  # type: ignore[index,return-value]
+
+    def remember_digest(self, inputs_key: str | None, uid: str, digest: str) -> None:
+        if inputs_key is None:
+            return
+        stored = self.entries.get("digests")
+        if not stored or stored[0] != inputs_key:  # type: ignore[index]
+            stored = self.entries["digests"] = (inputs_key, {})  # type: ignore[assignment]
+        stored[1][uid] = digest  # type: ignore[index]
         self.dirty = True
 
     def save(self) -> None:

@@ -1,11 +1,16 @@
-"""The dependency graph: nodes and sources as vertices, an edge from each parent to its child."""
+"""The dependency graph: nodes and sources as vertices, an edge from each parent to its child.
+
+Plain adjacency lists rather than networkx: building a networkx graph of 10,000 vertices and
+sorting it took longer than evaluating any selector on it (docs/benchmarks.md), and importing
+networkx costs a tenth of a second that commands such as `ls` and `compile` do not need.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from functools import cached_property
 from typing import Any
-
-import networkx as nx
 
 from .errors import UserError
 from .manifest import Manifest
@@ -16,18 +21,38 @@ class Graph:
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        self.dag = nx.DiGraph()
-        for uid, source in manifest.sources.items():
-            self.dag.add_node(uid, resource=source)
+        self._resources: dict[str, Any] = {**manifest.sources, **manifest.nodes}
+        self._parents: dict[str, list[str]] = {uid: [] for uid in self._resources}
+        self._children: dict[str, list[str]] = {uid: [] for uid in self._resources}
         for uid, node in manifest.nodes.items():
-            self.dag.add_node(uid, resource=node)
-        for uid, node in manifest.nodes.items():
-            self.dag.add_edges_from((parent, uid) for parent in node.depends_on)
-        self._check_acyclic()
+            for parent in node.depends_on:
+                if parent not in self._children:  # as networkx would, keep an edge to an unknown id
+                    self._parents[parent], self._children[parent] = [], []
+                self._parents[uid].append(parent)
+                self._children[parent].append(uid)
+        self._order = self._topological_order()
+        self._position = {uid: i for i, uid in enumerate(self._order)}
 
-    def _check_acyclic(self) -> None:
-        if nx.is_directed_acyclic_graph(self.dag):
-            return
+    def _topological_order(self) -> list[str]:
+        """Kahn's algorithm, always taking the smallest ready id: the order is stable across runs."""
+        waiting = {uid: len(parents) for uid, parents in self._parents.items()}
+        ready = [uid for uid, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            uid = heapq.heappop(ready)
+            order.append(uid)
+            for child in self._children[uid]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, child)
+        if len(order) < len(waiting):
+            self._raise_cycle()
+        return order
+
+    def _raise_cycle(self) -> None:
+        import networkx as nx  # only to name the cycle
+
         cycle = nx.find_cycle(self.dag)
         ids = [edge[0] for edge in cycle] + [cycle[0][0]]
         names = [self.resource(uid).name for uid in ids]
@@ -42,51 +67,75 @@ class Graph:
         )
 
     def resource(self, uid: str) -> Any:
-        return self.dag.nodes[uid]["resource"]
+        return self._resources[uid]
 
     def __contains__(self, uid: str) -> bool:
-        return uid in self.dag
+        return uid in self._parents
 
-    def __iter__(self):
-        return iter(self.dag.nodes)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parents)
 
     def __len__(self) -> int:
-        return len(self.dag)
+        return len(self._parents)
 
     def parents(self, uid: str) -> list[str]:
-        return list(self.dag.predecessors(uid))
+        return list(self._parents[uid])
 
     def children(self, uid: str) -> list[str]:
-        return list(self.dag.successors(uid))
+        return list(self._children[uid])
 
     def ancestors(self, uid: str, depth: int | None = None) -> set[str]:
-        return self._reach(uid, depth, self.dag.predecessors)
+        return self.upstream([uid], depth) - {uid}
 
     def descendants(self, uid: str, depth: int | None = None) -> set[str]:
-        return self._reach(uid, depth, self.dag.successors)
+        return self.downstream([uid], depth) - {uid}
 
-    @staticmethod
-    def _reach(uid: str, depth: int | None, step) -> set[str]:
-        seen: set[str] = set()
-        frontier = [uid]
-        level = 0
-        while frontier and (depth is None or level < depth):
-            level += 1
-            nxt = []
-            for current in frontier:
-                for other in step(current):
-                    if other not in seen:
-                        seen.add(other)
-                        nxt.append(other)
-            frontier = nxt
-        seen.discard(uid)
-        return seen
+    def upstream(self, uids: Iterable[str], depth: int | None = None) -> set[str]:
+        """`uids` and every ancestor of any of them at most `depth` edges away (None: any)."""
+        return _reach(uids, depth, self._parents.__getitem__)
+
+    def downstream(self, uids: Iterable[str], depth: int | None = None) -> set[str]:
+        """`uids` and every descendant of any of them at most `depth` edges away (None: any)."""
+        return _reach(uids, depth, self._children.__getitem__)
 
     def topological(self, subset: Iterable[str] | None = None) -> list[str]:
         """Unique ids in dependency order (ties broken by id, so the order is stable)."""
-        wanted = set(subset) if subset is not None else None
-        order = nx.lexicographical_topological_sort(self.dag)
-        return [uid for uid in order if wanted is None or uid in wanted]
+        if subset is None:
+            return list(self._order)
+        return sorted(set(subset), key=self._position.__getitem__)
 
-    def subgraph(self, subset: Iterable[str]) -> nx.DiGraph:
+    @cached_property
+    def dag(self) -> Any:
+        """The graph as a networkx DiGraph (built on first use), for callers that want its algorithms."""
+        import networkx as nx
+
+        dag = nx.DiGraph()
+        for uid in self._parents:
+            if uid in self._resources:
+                dag.add_node(uid, resource=self._resources[uid])
+            else:
+                dag.add_node(uid)
+        dag.add_edges_from((parent, uid) for uid, parents in self._parents.items() for parent in parents)
+        return dag
+
+    def subgraph(self, subset: Iterable[str]) -> Any:
         return self.dag.subgraph(subset)
+
+
+def _reach(uids: Iterable[str], depth: int | None, step: Callable[[str], list[str]]) -> set[str]:
+    # One breadth-first search from all starting points at once: the union of one search per
+    # starting point, in time linear in what is reached (a per-node search is quadratic on
+    # `tag:x+` over thousands of nodes).
+    seen = set(uids)
+    frontier = list(seen)
+    level = 0
+    while frontier and (depth is None or level < depth):
+        level += 1
+        following = []
+        for current in frontier:
+            for other in step(current):
+                if other not in seen:
+                    seen.add(other)
+                    following.append(other)
+        frontier = following
+    return seen

@@ -24,7 +24,7 @@ import jinja2
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from . import __version__, data_tests, snapshots, unit_tests
+from . import __version__, data_tests, manifest_cache, snapshots, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import (
     MacroLibrary,
@@ -48,6 +48,7 @@ from .nodes import (
     Source,
     SourceCall,
     merge_config,
+    partition_columns,
 )
 from .project import SECRET_ENV_MARKERS, Project, iter_files, line_of, load_yaml, make_env_var, make_var
 
@@ -83,6 +84,8 @@ class Manifest:
     invocation_id: str
     run_started_at: datetime.datetime
     warnings: list[str] = field(default_factory=list)
+    # The digest of every input of the load (manifest_cache.inputs_key); None without caches.
+    inputs_key: str | None = None
 
     def by_name(self) -> dict[str, Node]:
         """Nodes that `ref()` can name (tests cannot be referenced)."""
@@ -93,7 +96,26 @@ class Manifest:
 
 
 def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
-    return _Loader(project, use_cache=use_cache).load()
+    """Load the project's nodes, from the whole-project cache when none of its inputs changed."""
+    if not use_cache:
+        return _Loader(project, use_cache=False).load()
+    key = manifest_cache.inputs_key(project)
+    snapshot = manifest_cache.read(project, key)
+    if snapshot is not None:
+        manifest = _Loader(project, use_cache=False).restore(snapshot)
+        env_reads = snapshot.env_reads
+    else:
+        loader = _Loader(project, use_cache=True)
+        manifest = loader.load()
+        env_reads = loader.env_reads
+        manifest_cache.write(
+            project,
+            manifest_cache.Snapshot(
+                key, manifest.nodes, manifest.sources, manifest.macros, list(manifest.warnings), env_reads
+            ),
+        )
+    manifest.inputs_key = manifest_cache.loaded_key(key, env_reads)
+    return manifest
 
 
 class _Loader:
@@ -106,8 +128,25 @@ class _Loader:
         self.run_started_at = datetime.datetime.now(datetime.timezone.utc)
         self.invocation_id = str(uuid.uuid4())
         self._folders: dict[Path, list[str]] = {}
+        self.env_reads: dict[str, str | None] = {}  # every env_var() the load read, with its value
 
     # ----------------------------------------------------------------- orchestration
+
+    def restore(self, snapshot: manifest_cache.Snapshot) -> Manifest:
+        """The manifest of a whole-project cache hit; only the macros are read again (rendering
+        needs them compiled)."""
+        macros = self._load_macros()
+        return Manifest(
+            project=self.project,
+            nodes=snapshot.nodes,
+            sources=snapshot.sources,
+            macros=macros,
+            macro_library=self.macros,
+            env=self.env,
+            invocation_id=self.invocation_id,
+            run_started_at=self.run_started_at,
+            warnings=list(snapshot.warnings),
+        )
 
     def load(self) -> Manifest:
         project = self.project
@@ -315,8 +354,7 @@ class _Loader:
             "test": project.test_paths,
             "snapshot": project.snapshot_paths,
         }
-        base = next((p for p in base_paths[resource_type] if path.is_relative_to(p)), path.parent)
-        folders = list(path.relative_to(base).parent.parts)
+        folders = _folders_within(path, base_paths[resource_type])
         fqn = [project.name, *folders, name]
         # A file holds several snapshot blocks; the cache keeps one program per file.
         cache = self.cache if block is None else None
@@ -335,7 +373,8 @@ class _Loader:
         if program.needs_load_render:
             if loaded is None:
                 loaded = self._load_render(program, name, config)
-            loaded_refs, loaded_sources, loaded_config, _ = loaded
+            loaded_refs, loaded_sources, loaded_config, env_reads = loaded
+            self.env_reads.update(env_reads)  # also when the render came from the parse cache
             refs = list(dict.fromkeys([*refs, *loaded_refs]))
             sources = list(dict.fromkeys([*sources, *loaded_sources]))
             file_config.update(loaded_config)
@@ -695,11 +734,17 @@ class _Loader:
 
     def _context(self, *, execute: bool) -> dict[str, Any]:
         project = self.project
+        read_env = make_env_var(project.secrets)
+
+        def env_var(name: str, default: Any = None) -> Any:
+            self.env_reads[name] = os.environ.get(name)  # the whole-project cache checks these
+            return read_env(name, default)
+
         return base_context(
             project_name=project.name,
             target=target_context(project),
             var=make_var(project.vars, project.settings_path.name),
-            env_var=make_env_var(project.secrets),
+            env_var=env_var,
             run_started_at=self.run_started_at,
             invocation_id=self.invocation_id,
             log=self.warnings.append,
@@ -838,6 +883,13 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             f"incremental_strategy {strategy!r} needs a unique_key",
             path=path,
             hint="add unique_key='id' (or a list of columns) to the model's config",
+        )
+    if strategy == "insert_overwrite" and not partition_columns(config):
+        raise UserError(
+            "incremental_strategy 'insert_overwrite' needs partition_by",
+            path=path,
+            hint="add partition_by='day' (a column or a list of columns) to the model's config: "
+            "the partitions of the new rows are what gets replaced",
         )
     if strategy == "microbatch":
         MicrobatchConfig.of(config, path)
@@ -988,6 +1040,17 @@ def _columns(entry: dict[str, Any], path: Path | str | None) -> dict[str, Column
                 line=line_of(column),
             )
     return columns
+
+
+def _folders_within(path: Path, bases: list[Path]) -> list[str]:
+    """The folders between the first of `bases` that holds `path` and the file (none if no base
+    does). String arithmetic: pathlib's is_relative_to/relative_to cost ~20 µs for every file."""
+    text = str(path)
+    for base in bases:
+        prefix = os.path.join(str(base), "")
+        if text.startswith(prefix):
+            return text[len(prefix) :].split(os.sep)[:-1]
+    return []
 
 
 def _read(path: Path) -> str:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from .adapters.base import Adapter
+from .adapters.base import Adapter, drop
 from .errors import WarehouseError
 from .microbatch import Batch, window_condition
-from .nodes import INCREMENTAL_STRATEGIES, ON_SCHEMA_CHANGE, Column, Node, Relation
+from .nodes import INCREMENTAL_STRATEGIES, ON_SCHEMA_CHANGE, Column, Node, Relation, partition_columns
 
 if TYPE_CHECKING:  # compiled nodes are only read here; the compiler sits upstream
     from .compiler import CompiledNode
@@ -57,11 +57,25 @@ def materialize(
     if kind == "view":
         return _view(adapter, node, compiled.sql, existing_kind, contract)
     if kind == "table":
-        return _table(adapter, node.relation, _verbatim(compiled.sql), existing_kind, contract)
+        return _table(
+            adapter,
+            node.relation,
+            _verbatim(compiled.sql),
+            existing_kind,
+            contract,
+            adapter.table_properties(node),
+        )
     if kind == "incremental":
         if compiled.is_incremental:
             return _incremental(adapter, node, compiled.sql, contract)
-        return _table(adapter, node.relation, _verbatim(compiled.sql), existing_kind, contract)
+        return _table(
+            adapter,
+            node.relation,
+            _verbatim(compiled.sql),
+            existing_kind,
+            contract,
+            adapter.table_properties(node),
+        )
     if kind == "seed":
         delimiter = str(node.config.get("delimiter") or ",")
         query = adapter.csv_select(node.path, dict(node.config.get("column_types") or {}), delimiter)
@@ -75,21 +89,19 @@ def _verbatim(select_sql: str) -> exp.Expression:
 
 
 def _drop(relation: Relation, kind: str) -> exp.Drop:
-    return exp.Drop(tables=[relation.table()], kind="VIEW" if kind == "view" else "TABLE", exists=True)
-
-
-def _rename(relation: Relation, new_identifier: str, kind: str) -> exp.Alter:
-    return exp.Alter(
-        this=relation.table(),
-        kind="VIEW" if kind == "view" else "TABLE",
-        actions=[exp.AlterRename(this=exp.Table(this=exp.to_identifier(new_identifier, quoted=True)))],
-    )
+    return drop(relation, kind)
 
 
 def _create(
-    relation: Relation, kind: str, body: exp.Expression, *, replace: bool = False, temporary: bool = False
+    relation: Relation,
+    kind: str,
+    body: exp.Expression,
+    *,
+    replace: bool = False,
+    temporary: bool = False,
+    properties: Sequence[exp.Expression] = (),
 ) -> exp.Create:
-    properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
+    listed = [exp.TemporaryProperty()] if temporary else [p.copy() for p in properties]
     return exp.Create(
         this=relation.table()
         if not temporary
@@ -97,7 +109,7 @@ def _create(
         kind=kind.upper(),
         expression=body,
         replace=replace,
-        properties=properties,
+        properties=exp.Properties(expressions=listed) if listed else None,
     )
 
 
@@ -110,6 +122,16 @@ def _view(
     if contract is None and existing_kind in (None, "view") and adapter.replaces_views:
         adapter.execute(_create(relation, "view", body, replace=True))
         return Outcome("CREATE VIEW")
+    if not adapter.renames_views:
+        # No ALTER VIEW ... RENAME: the view is created under its own name, in the transaction
+        # that drops the old one; a failed contract rolls both back.
+        with adapter.transaction():
+            if existing_kind:
+                adapter.execute(_drop(relation, existing_kind))
+            adapter.execute(_create(relation, "view", body))
+            if contract is not None:
+                contract.check(adapter, relation)
+        return Outcome("CREATE VIEW")
     # A contract is checked on the view under its temporary name, before it replaces the old one.
     tmp = relation.with_identifier(relation.identifier + TMP_SUFFIX)
     with adapter.transaction():
@@ -117,9 +139,7 @@ def _view(
         adapter.execute(_create(tmp, "view", body))
         if contract is not None:
             contract.check(adapter, tmp)
-        if existing_kind:
-            adapter.execute(_drop(relation, existing_kind))
-        adapter.execute(_rename(tmp, relation.identifier, "view"))
+        adapter.swap(tmp, relation, existing_kind, "view")
     return Outcome("CREATE VIEW")
 
 
@@ -129,17 +149,16 @@ def _table(
     body: exp.Expression,
     existing_kind: str | None,
     contract: Contract | None = None,
+    properties: Sequence[exp.Expression] = (),
 ) -> Outcome:
     assert relation is not None
     tmp = relation.with_identifier(relation.identifier + TMP_SUFFIX)
     with adapter.transaction():
         adapter.execute(_drop(tmp, "table"))
-        result = adapter.execute(_create(tmp, "table", body))
+        result = adapter.execute(_create(tmp, "table", body, properties=properties))
         if contract is not None:
             contract.check(adapter, tmp)
-        if existing_kind:
-            adapter.execute(_drop(relation, existing_kind))
-        adapter.execute(_rename(tmp, relation.identifier, "table"))
+        adapter.swap(tmp, relation, existing_kind, "table")
     return Outcome("CREATE TABLE", result.rowcount)
 
 
@@ -227,6 +246,12 @@ def incremental_step(
         result = adapter.execute(_insert(relation, new_table, columns))
     elif strategy == "append":
         result = adapter.execute(_insert(relation, new_table, columns))
+    elif strategy == "insert_overwrite" and adapter.overwrites_partitions:
+        result = adapter.execute(_insert(relation, new_table, columns, overwrite=True))
+    elif strategy == "insert_overwrite":
+        # The partitions the new rows fall in are replaced: their old rows go, the new ones come.
+        adapter.execute(_delete_matching(relation, new_table, partition_columns(node.config)))
+        result = adapter.execute(_insert(relation, new_table, columns))
     elif strategy == "merge" and adapter.supports_merge:
         result = adapter.execute(_merge(relation, new_table, columns, keys))
     else:
@@ -272,16 +297,15 @@ def build_batches(
         tmp = relation.with_identifier(relation.identifier + TMP_SUFFIX)
         with adapter.transaction():
             adapter.execute(_drop(tmp, "table"))
-            rows = adapter.execute(_create(tmp, "table", batch_query(batches[0]))).rowcount or 0
+            first = _create(tmp, "table", batch_query(batches[0]), properties=adapter.table_properties(node))
+            rows = adapter.execute(first).rowcount or 0
             for batch in batches[1:]:
                 if cancel is not None and cancel.is_set():
                     raise BuildError("cancelled; the table was not replaced")
                 rows += adapter.execute(exp.insert(batch_query(batch), tmp.table())).rowcount or 0
             if contract is not None:
                 contract.check(adapter, tmp)
-            if existing_kind:
-                adapter.execute(_drop(relation, existing_kind))
-            adapter.execute(_rename(tmp, relation.identifier, "table"))
+            adapter.swap(tmp, relation, existing_kind, "table")
             record(batches)
         results = {"successful": [b.as_json() for b in batches], "failed": []}
         return Outcome(f"MICROBATCH {span}", rows, results)
@@ -378,6 +402,7 @@ def schema_change(
             (name, kind, incoming_types[fold(name)])
             for name, kind in target
             if fold(name) in incoming_types
+            and adapter.typed_columns
             and _type_key(kind, adapter.dialect) != _type_key(incoming_types[fold(name)], adapter.dialect)
         ],
         incoming=set(incoming_types),
@@ -459,13 +484,16 @@ def _check_unique(adapter: Adapter, new_table: exp.Table, keys: list[str], node:
         )
 
 
-def _insert(relation: Relation, new_table: exp.Table, columns: list[str]) -> exp.Insert:
+def _insert(
+    relation: Relation, new_table: exp.Table, columns: list[str], *, overwrite: bool = False
+) -> exp.Insert:
     select = exp.select(*[exp.column(c, quoted=True) for c in columns]).from_(new_table.copy())
     return exp.Insert(
         this=exp.Schema(
             this=relation.table(), expressions=[exp.to_identifier(c, quoted=True) for c in columns]
         ),
         expression=select,
+        overwrite=overwrite,
     )
 
 
@@ -561,6 +589,7 @@ class Contract:
             declared_dialect=self.dialect,
             actual_dialect=adapter.dialect,
             case_insensitive=adapter.case_insensitive,
+            compare_types=adapter.typed_columns,
         )
         if differences:
             raise BuildError(_contract_message(self.node, differences))
@@ -573,8 +602,12 @@ def contract_differences(
     declared_dialect: str,
     actual_dialect: str,
     case_insensitive: bool,
+    compare_types: bool = True,
 ) -> list[tuple[str, str, str, str]]:
-    """(column, contract type, actual type, problem) for each column that differs; order is ignored."""
+    """(column, contract type, actual type, problem) for each column that differs; order is ignored.
+
+    Without `compare_types` (a warehouse whose columns have no real types) only names are compared.
+    """
 
     def fold(name: str) -> str:
         return name.lower() if case_insensitive else name
@@ -586,7 +619,7 @@ def contract_differences(
         found = built.get(fold(column.name))
         if found is None:
             differences.append((column.name, wanted, "", "missing"))
-        elif not same_type(wanted, declared_dialect, found, actual_dialect):
+        elif compare_types and not same_type(wanted, declared_dialect, found, actual_dialect):
             differences.append((column.name, wanted, found, "type differs"))
     names = {fold(column.name) for column in declared}
     differences += [(name, "", data_type, "extra") for name, data_type in actual if fold(name) not in names]
@@ -596,14 +629,17 @@ def contract_differences(
 def same_type(declared: str, declared_dialect: str, actual: str, actual_dialect: str) -> bool:
     """Types compared as sqlglot reads them, so synonyms match (int/integer/int4, varchar/text).
 
-    A declared type written without parameters (`decimal`) matches any parameters (`decimal(18,2)`).
+    A declared type written without parameters (`decimal`) matches any parameters (`decimal(18,2)`),
+    and so does a built type without them (PostgreSQL's unconstrained `numeric` holds any decimal).
     """
     try:
         wanted = exp.DataType.build(declared, dialect=declared_dialect)
         built = exp.DataType.build(actual, dialect=actual_dialect)
     except (SqlglotError, ValueError):
         return declared.strip().upper() == actual.strip().upper()
-    if "(" not in declared:
+    if "(" not in declared or not any(
+        isinstance(e, exp.DataTypeParam) for e in built.find_all(exp.DataTypeParam)
+    ):
         # Dialects fill in defaults (DuckDB reads `decimal` as decimal(18,3)): drop them on both sides.
         for data_type in (*wanted.find_all(exp.DataType), *built.find_all(exp.DataType)):
             data_type.set(

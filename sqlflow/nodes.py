@@ -6,8 +6,9 @@ and none mutates another stage's output.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,19 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 # Config keys whose values accumulate across levels (folder < YAML < file) instead of replacing.
-INCREMENTAL_STRATEGIES = ("append", "merge", "delete+insert", "microbatch")
+INCREMENTAL_STRATEGIES = ("append", "merge", "delete+insert", "insert_overwrite", "microbatch")
 # What an incremental run does when the model's columns differ from its table's (dbt's values).
 ON_SCHEMA_CHANGE = ("ignore", "fail", "append_new_columns", "sync_all_columns")
 ADDITIVE_CONFIG_KEYS = ("tags",)
 MERGED_CONFIG_KEYS = ("meta",)
+
+
+def partition_columns(config: Any) -> list[str]:
+    """A model's `partition_by` (a column or a list of columns) as a list of names."""
+    value = config.get("partition_by")
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,22 @@ class Relation:
 
 @lru_cache(maxsize=65536)
 def _render_relation(relation: Relation, dialect: str) -> str:
-    # Rendering is on the hot path (every ref of every model); a Dialect per call is costly.
-    return relation.table().sql(dialect=Dialect.get_or_raise(dialect))
+    # Rendering is on the hot path (every ref of every model): a generator per thread and dialect
+    # renders a relation in a quarter of the time of expression.sql(), which builds one per call.
+    generators = _generators.__dict__
+    generator = generators.get(dialect)
+    if generator is None:
+        generator = generators[dialect] = _dialect(dialect).generator()
+    return generator.generate(relation.table(), copy=False)  # a fresh expression: no copy needed
+
+
+_generators = threading.local()
+
+
+@cache
+def _dialect(name: str) -> Dialect:
+    # get_or_raise builds a new Dialect for a name on every call (4x the cost of the rendering).
+    return Dialect.get_or_raise(name)
 
 
 @dataclass(frozen=True)

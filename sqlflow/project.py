@@ -7,11 +7,13 @@ way. Profiles use dbt's format (profile -> target -> outputs).
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import jinja2
 import yaml
@@ -205,7 +207,10 @@ class Target:
     profiles_path: Path
 
     def public_settings(self) -> dict[str, Any]:
-        return {k: ("*****" if k.lower() in SECRET_FIELD_NAMES else v) for k, v in self.settings.items()}
+        return {
+            k: "*****" if k.lower() in SECRET_FIELD_NAMES else _hide_url_password(v) if k == "url" else v
+            for k, v in self.settings.items()
+        }
 
 
 @dataclass
@@ -224,36 +229,39 @@ class Project:
     def paths(self, key: str, default: list[str]) -> list[Path]:
         return [self.root / p for p in self.settings.get(key, default) or []]
 
-    @property
+    # Cached: the loader asks for them for every file, and building Paths costs microseconds each.
+    @functools.cached_property
     def model_paths(self) -> list[Path]:
         return self.paths("model-paths", ["models"])
 
-    @property
+    @functools.cached_property
     def seed_paths(self) -> list[Path]:
         return self.paths("seed-paths", ["seeds"])
 
-    @property
+    @functools.cached_property
     def macro_paths(self) -> list[Path]:
         return self.paths("macro-paths", ["macros"])
 
-    @property
+    @functools.cached_property
     def test_paths(self) -> list[Path]:
         # The repository's tests/ is often a Python suite, so sqlflow projects default elsewhere.
         return self.paths("test-paths", ["tests"] if self.is_dbt else ["data_tests"])
 
-    @property
+    @functools.cached_property
     def snapshot_paths(self) -> list[Path]:
         return self.paths("snapshot-paths", ["snapshots"])
 
-    @property
+    @functools.cached_property
     def target_path(self) -> Path:
         return self.root / self.settings.get("target-path", "target")
 
     def relpath(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return path.as_posix()
+        # String arithmetic on normalised absolute paths: Path.relative_to costs ~10 µs a call, and
+        # this runs several times per node.
+        text, prefix = str(path), os.path.join(str(self.root), "")
+        if text.startswith(prefix):
+            return text[len(prefix) :].replace(os.sep, "/")
+        return "." if text == str(self.root) else path.as_posix()
 
 
 def find_settings(project_dir: Path) -> Path:
@@ -302,7 +310,9 @@ def load_project(
     )
     if threads:
         resolved_target.threads = threads
-    dialect = str(settings.get("dialect") or resolved_target.type)
+    # sqlflow models are DuckDB SQL unless declared otherwise (transpiled for other warehouses);
+    # a dbt project's models are written for its warehouse.
+    dialect = str(settings.get("dialect") or (resolved_target.type if is_dbt else "duckdb"))
     return Project(
         root=root,
         name=name,
@@ -446,12 +456,14 @@ def load_target(
     for key, value in output.items():
         if key.lower() in SECRET_FIELD_NAMES:
             secrets.add(str(value))
+    if isinstance(output.get("url"), str):
+        _add_url_password(output["url"], secrets)
     adapter_type = str(output.get("type") or "")
     if not adapter_type:
         raise UserError(
             f"target {name!r} has no `type`", path=path, line=line_of(raw_output), hint="e.g. type: duckdb"
         )
-    if adapter_type == "duckdb" and output.get("path") not in (None, ":memory:"):
+    if adapter_type in ("duckdb", "sqlite") and output.get("path") not in (None, ":memory:"):
         db_path = Path(str(output["path"])).expanduser()
         output["path"] = str(db_path if db_path.is_absolute() else (root / db_path))
     try:
@@ -462,7 +474,7 @@ def load_target(
             path=path,
             line=line_of(raw_output, "threads"),
         ) from exc
-    default_schema = "main" if adapter_type == "duckdb" else "public"
+    default_schema = "main" if adapter_type in ("duckdb", "sqlite") else "public"
     return Target(
         profile_name=profile_name,
         name=str(name),
@@ -473,6 +485,28 @@ def load_target(
         settings=output,
         profiles_path=path,
     )
+
+
+def _add_url_password(url: str, secrets: Secrets) -> None:
+    """A password inside a connection URL (`postgresql://user:pw@host/db`) is a secret, as written and decoded."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        secrets.add(password)
+        secrets.add(unquote(password))
+
+
+def _hide_url_password(url: Any) -> Any:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        password = parts.password if parts else None
+    except ValueError:
+        return url
+    if not parts or not password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{password}@", ":*****@", 1)))
 
 
 def iter_files(folders: list[Path], suffixes: tuple[str, ...]) -> Iterator[Path]:

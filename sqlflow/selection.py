@@ -13,6 +13,7 @@ A malformed expression raises `SelectorError` showing the offending token and th
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -180,17 +181,47 @@ def parse(text: str) -> Expression:
 
 
 def _glob(pattern: str, value: str) -> bool:
-    return fnmatch.fnmatchcase(value, pattern)
+    return _compiled_glob(pattern)(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_glob(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    return re.compile(fnmatch.translate(pattern)).match
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_pattern(pattern: str) -> tuple[str, ...] | None:
+    """The parts of a relative glob, for PurePosixPath.match's rule; None for an absolute one."""
+    if pattern.startswith("/"):
+        return None
+    return PurePosixPath(pattern).parts
+
+
+def _path_match(path: str, pattern: str) -> bool:
+    """PurePosixPath(path).match(pattern) on a normalised path, without building a path object
+    (which costs more than the rest of evaluating `path:` on thousands of nodes)."""
+    parts = _path_pattern(pattern)
+    if parts is None or path.startswith("/"):
+        return PurePosixPath(path).match(pattern)
+    names = [name for name in path.split("/") if name not in ("", ".")]
+    if not parts or len(parts) > len(names):
+        return False
+    return all(_glob(part, name) for part, name in zip(reversed(parts), reversed(names), strict=False))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fqn_pattern(pattern: str) -> tuple[tuple[Callable[[str], Any], ...], bool]:
+    parts = pattern.split(".")
+    return tuple(_compiled_glob(part) for part in parts), parts[-1] == "*"
 
 
 def _fqn_match(pattern: str, fqn: list[str]) -> bool:
-    parts = pattern.split(".")
+    matchers, open_ended = _fqn_pattern(pattern)
     for candidate in (fqn, fqn[1:]):
-        if len(parts) > len(candidate):
+        if len(matchers) > len(candidate):
             continue
-        if parts[-1] == "*" and all(_glob(p, c) for p, c in zip(parts[:-1], candidate, strict=False)):
-            return True
-        if len(parts) == len(candidate) and all(_glob(p, c) for p, c in zip(parts, candidate, strict=False)):
+        pairs = zip(matchers[:-1] if open_ended else matchers, candidate, strict=False)
+        if (open_ended or len(matchers) == len(candidate)) and all(m(c) is not None for m, c in pairs):
             return True
     return False
 
@@ -209,7 +240,7 @@ def _method_path(resource: Any, value: str, ctx: Context) -> bool:
     value = value.rstrip("/")
     if path == value or path.startswith(value + "/"):
         return True
-    return PurePosixPath(path).match(value) or _glob(value, path)
+    return _path_match(path, value) or _glob(value, path)
 
 
 def _method_tag(resource: Any, value: str, ctx: Context) -> bool:
@@ -300,37 +331,48 @@ METHODS: dict[str, Callable[[Any, str, str], bool]] = {
 }
 
 
-def _matches(criterion: Criterion, resource: Any, ctx: Context) -> bool:
-    if criterion.method.startswith("config."):
-        key = criterion.method.split(".", 1)[1]
-        config = getattr(resource, "config", {})
-        actual = (
-            resource.materialized
-            if key == "materialized" and hasattr(resource, "materialized")
-            else config.get(key)
+def _config_matches(resource: Any, key: str, value: str) -> bool:
+    config = getattr(resource, "config", {})
+    actual = (
+        resource.materialized
+        if key == "materialized" and hasattr(resource, "materialized")
+        else config.get(key)
+    )
+    if isinstance(actual, list):
+        return any(_glob(value, str(v)) for v in actual)
+    return actual is not None and _glob(
+        value, str(actual).lower() if isinstance(actual, bool) else str(actual)
+    )
+
+
+def _matcher(criterion: Criterion, ctx: Context) -> Callable[[Any], bool]:
+    """A test for one resource, with what depends only on the criterion worked out once."""
+    method, value = criterion.method, criterion.value
+    if method.startswith("config."):
+        key = method.split(".", 1)[1]
+        return lambda resource: _config_matches(resource, key, value)
+    if method == "default" and not ("/" in value or value.endswith((".sql", ".csv")) or "." in value):
+        name_matches = _compiled_glob(value)
+        return lambda resource: (
+            name_matches(resource.name) is not None or value == getattr(resource, "package_name", None)
         )
-        if isinstance(actual, list):
-            return any(_glob(value, str(v)) for v in actual for value in [criterion.value])
-        return actual is not None and _glob(
-            criterion.value, str(actual).lower() if isinstance(actual, bool) else str(actual)
-        )
-    return METHODS[criterion.method](resource, criterion.value, ctx)
+    function = METHODS[method]
+    return lambda resource: function(resource, value, ctx)
 
 
 def _evaluate_criterion(criterion: Criterion, graph: Graph, ctx: Context) -> set[str]:
-    matched = {uid for uid in graph if _matches(criterion, graph.resource(uid), ctx)}
+    matches = _matcher(criterion, ctx)
+    matched = {uid for uid in graph if matches(graph.resource(uid))}
     selected = set(matched)
-    for uid in matched:
-        if criterion.parents:
-            selected |= graph.ancestors(uid, criterion.parents_depth)
-        if criterion.children or criterion.childrens_parents:
-            selected |= graph.descendants(uid, criterion.children_depth)
+    # One search from all matched nodes at once (graph.upstream/downstream), not one per node.
+    if criterion.parents:
+        selected |= graph.upstream(matched, criterion.parents_depth)
+    if criterion.children or criterion.childrens_parents:
+        selected |= graph.downstream(matched, criterion.children_depth)
     if criterion.childrens_parents:
-        for uid in list(selected):
-            # A test is not a child whose parents are wanted: `@orders` must not pull in every
-            # model a relationships test on orders happens to read.
-            if not _is_test(graph.resource(uid)):
-                selected |= graph.ancestors(uid)
+        # A test is not a child whose parents are wanted: `@orders` must not pull in every
+        # model a relationships test on orders happens to read.
+        selected |= graph.upstream(uid for uid in selected if not _is_test(graph.resource(uid)))
     return selected
 
 
@@ -355,7 +397,8 @@ def _is_test(resource: Any) -> bool:
 def _tests_of(chosen: set[str], excluded: set[str], graph: Graph) -> set[str]:
     """dbt's eager indirect selection: a test goes with any node it reads, unless one is excluded."""
     found = set()
-    for uid in graph:
+    # A test that reads a chosen node is one of its children: no need to look at every node.
+    for uid in {child for parent in chosen for child in graph.children(parent)}:
         if uid in chosen or uid in excluded or not _is_test(graph.resource(uid)):
             continue
         parents = graph.parents(uid)

@@ -29,7 +29,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from .adapters.base import Adapter
-from .materializations import TMP_SUFFIX, BuildError, Outcome, _create, _drop, _rename, _verbatim
+from .materializations import TMP_SUFFIX, BuildError, Outcome, _create, _drop, _verbatim
 from .nodes import Relation
 
 STRATEGIES = ("timestamp", "check")
@@ -290,9 +290,7 @@ class _Run:
             ).from_(self._staging_table(SOURCE))
             adapter.execute(_drop(tmp, "table"))
             result = adapter.execute(_create(tmp, "table", select))
-            if existing_kind:
-                adapter.execute(_drop(relation, existing_kind))
-            adapter.execute(_rename(tmp, relation.identifier, "table"))
+            adapter.swap(tmp, relation, existing_kind, "table")
             self._drop_staging()
         inserted = result.rowcount or 0
         return Outcome(_message(0, inserted, 0), inserted)

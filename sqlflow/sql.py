@@ -78,10 +78,15 @@ def inline_ctes(query: exp.Query, ctes: list[tuple[str, exp.Query]]) -> exp.Quer
 
 def referenced_tables(query: exp.Query) -> list[exp.Table]:
     """Tables read by the query, excluding references to its own CTEs."""
-    cte_names = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    cte_names, tables = set(), []
+    for found in query.find_all(exp.CTE, exp.Table):  # one walk of the tree, not two
+        if isinstance(found, exp.CTE):
+            cte_names.add(found.alias_or_name)
+        else:
+            tables.append(found)
     return [
         table
-        for table in query.find_all(exp.Table)
+        for table in tables
         if table.name
         and not (not table.db and table.name in cte_names)
         and not isinstance(table.this, exp.Func)

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 from sqlglot import exp
 
 from ..errors import WarehouseError
-from ..nodes import Relation
+from ..locking import NoLock, RunLock
+from ..nodes import Node, Relation
 from ..project import Target
 
 # Errors that say nothing about the SQL: the same statement may well succeed a moment later.
@@ -46,6 +47,14 @@ class Adapter(ABC):
     replaces_views: ClassVar[bool] = False
     # Unquoted and quoted identifiers compare without case.
     case_insensitive: ClassVar[bool] = False
+    # ALTER VIEW ... RENAME exists; without it a view is dropped and created again in a transaction.
+    renames_views: ClassVar[bool] = True
+    # Columns have real types (SQLite's are mere affinities): contracts and on_schema_change compare
+    # types only where this holds, names everywhere.
+    typed_columns: ClassVar[bool] = True
+    # INSERT OVERWRITE replaces just the partitions the new rows fall in (Spark); without it the
+    # insert_overwrite strategy deletes the rows of those partitions and inserts.
+    overwrites_partitions: ClassVar[bool] = False
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -113,6 +122,11 @@ class Adapter(ABC):
         under its identifier alone; its schema and database are ignored.
         """
 
+    def catalog(self, relations: Sequence[Relation]) -> dict[Relation, list[tuple[str, str]]]:
+        """`columns` of many relations at once (the docs' catalog); override with one query where
+        asking relation by relation is slow."""
+        return {relation: self.columns(relation) for relation in relations}
+
     def key(self, schema: str, identifier: str) -> tuple[str, str]:
         if self.case_insensitive:
             return schema.lower(), identifier.lower()
@@ -138,3 +152,57 @@ class Adapter(ABC):
 
     def describe(self) -> str:
         return self.target.type
+
+    # ------------------------------------------------------------------ swap, lock, checks
+
+    def swap(self, tmp: Relation, relation: Relation, existing_kind: str | None, kind: str) -> None:
+        """Put `tmp` (a table or view just built) in place of `relation`, inside the caller's transaction."""
+        if existing_kind:
+            self.execute(drop(relation, existing_kind))
+        self.execute(rename(tmp, relation.identifier, kind))
+
+    def run_lock(self) -> RunLock:
+        """The lock that keeps two runs from writing to this target at once (see locking.py).
+
+        Taken before the first connection is opened, so it must not need one of the adapter's.
+        """
+        return NoLock()
+
+    def database_exists(self) -> bool:
+        """Whether the database is there already (false for a file not created yet)."""
+        return True
+
+    def function_names(self) -> frozenset[str] | None:
+        """Lower-case names of every function the warehouse knows, or None when it cannot say.
+
+        Transpiled models are checked against them, so a function the warehouse lacks is a
+        compile error instead of a failure halfway through a run.
+        """
+        return None
+
+    def syntax_error(self, sql: str) -> str | None:
+        """Why the warehouse could not parse `sql` (a SELECT), where that can be told without running it."""
+        return None
+
+    def unbuildable(self, node: Node) -> tuple[str, str] | None:
+        """(problem, hint) when this warehouse cannot build `node` as configured (a name it refuses,
+        a strategy its tables cannot do): reported at compile time, before anything runs."""
+        return None
+
+    def table_properties(self, node: Node) -> list[exp.Expression]:
+        """Properties of the CREATE TABLE of a model's table (Spark: file format, partitioning)."""
+        return []
+
+
+def drop(relation: Relation, kind: str, *, cascade: bool = False) -> exp.Drop:
+    return exp.Drop(
+        tables=[relation.table()], kind="VIEW" if kind == "view" else "TABLE", exists=True, cascade=cascade
+    )
+
+
+def rename(relation: Relation, new_identifier: str, kind: str) -> exp.Alter:
+    return exp.Alter(
+        this=relation.table(),
+        kind="VIEW" if kind == "view" else "TABLE",
+        actions=[exp.AlterRename(this=exp.Table(this=exp.to_identifier(new_identifier, quoted=True)))],
+    )

@@ -12,6 +12,7 @@ import duckdb
 from sqlglot import exp
 
 from ..errors import UserError, WarehouseError
+from ..locking import FileLock, NoLock, RunLock
 from ..nodes import Relation
 from .base import Adapter, QueryResult
 
@@ -154,6 +155,34 @@ class DuckDBAdapter(Adapter):
         )
         return [(name, kind) for name, kind in self.execute(query, fetch=True).rows]
 
+    def catalog(self, relations: Sequence[Relation]) -> dict[Relation, list[tuple[str, str]]]:
+        # One query for all: asking relation by relation costs ~50 ms each at 5,000 relations.
+        wanted = {(r.database or "").lower(): set() for r in relations}
+        for relation in relations:
+            wanted[(relation.database or "").lower()].add(relation.schema.lower())
+        found: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        for database, schemas in wanted.items():
+            in_database = (
+                exp.func("lower", exp.column("database_name")).eq(exp.Literal.string(database))
+                if database
+                else exp.column("database_name").eq(exp.func("current_database"))
+            )
+            in_schemas = exp.func("lower", exp.column("schema_name")).isin(
+                *(exp.Literal.string(s) for s in sorted(schemas))
+            )
+            query = (
+                exp.select("schema_name", "table_name", "column_name", "data_type")
+                .from_(exp.Table(this=exp.Anonymous(this="duckdb_columns")))
+                .where(exp.and_(in_database, in_schemas))
+                .order_by("schema_name", "table_name", "column_index")
+            )
+            for schema, table, column, kind in self.execute(query, fetch=True).rows:
+                found.setdefault((database, schema.lower(), table.lower()), []).append((column, kind))
+        return {
+            r: found.get(((r.database or "").lower(), r.schema.lower(), r.identifier.lower()), [])
+            for r in relations
+        }
+
     def csv_select(self, path: Path, column_types: dict[str, str], delimiter: str) -> exp.Query:
         options: list[exp.Expression] = [
             exp.Literal.string(str(path)),
@@ -172,3 +201,34 @@ class DuckDBAdapter(Adapter):
 
     def describe(self) -> str:
         return f"duckdb {duckdb.__version__} at {self.path}"
+
+    def run_lock(self) -> RunLock:
+        # Taken before the database is opened: DuckDB itself refuses a second writing process
+        # outright, the lock makes it wait (--lock-timeout) and say who is in the way.
+        if self.path == ":memory:":
+            return NoLock()
+        return FileLock(Path(self.path + ".sqlflow-lock"))
+
+    def database_exists(self) -> bool:
+        return self.path != ":memory:" and Path(self.path).exists()
+
+    def function_names(self) -> frozenset[str] | None:
+        query = (
+            exp.select("function_name")
+            .distinct()
+            .from_(exp.Table(this=exp.Anonymous(this="duckdb_functions")))
+        )
+        if self._database is not None:
+            return frozenset(str(row[0]).lower() for row in self.execute(query, fetch=True).rows)
+        # Not opened (compile before the file exists): the same library in memory knows the same
+        # built-in functions, and the extensions the target loads.
+        connection = duckdb.connect(":memory:")
+        try:
+            for extension in self.target.settings.get("extensions") or []:
+                with contextlib.suppress(duckdb.Error):
+                    load = exp.Command(this="LOAD", expression=exp.Var(this=str(extension)))
+                    connection.execute(load.sql("duckdb"))
+            rows = connection.execute(query.sql("duckdb")).fetchall()
+        finally:
+            connection.close()
+        return frozenset(str(row[0]).lower() for row in rows)

@@ -1,0 +1,184 @@
+"""The whole-project load cache: a loaded project's nodes, reused while none of their inputs change.
+
+The per-file parse cache (manifest.py) saves rendering and parsing, but a load still builds every
+node: reading the properties YAML, merging config, naming relations, resolving refs. When no
+input changed at all, this cache skips that work and unpickles the nodes as they were built.
+
+Its key is a digest of every input a load reads: the path and content of every file under the
+project's model, seed, snapshot, macro and test folders; the settings and vars; the target; the
+sqlflow and Python versions; and `SQLFLOW_*`/`DBT_*` environment variables. Environment
+variables read by `env_var()` while loading are recorded with their values and checked on use.
+A load that read a secret-looking variable is not cached (the nodes may hold its value).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import functools
+import gc
+import hashlib
+import json
+import marshal
+import os
+import pickle
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PosixPath, PurePath, WindowsPath
+from typing import Any
+
+from . import __version__
+from .nodes import Macro, Node, Source
+from .project import SECRET_ENV_MARKERS, Project
+
+FILE = "sqlflow_manifest_cache.pickle"
+FORMAT = 1  # bump when the shape of a snapshot changes
+
+
+@dataclass
+class Snapshot:
+    """What a load produced, and what it read beyond the files the key covers."""
+
+    key: str
+    nodes: dict[str, Node]
+    sources: dict[str, Source]
+    macros: dict[str, Macro]
+    warnings: list[str]
+    env_reads: dict[str, str | None] = field(default_factory=dict)  # name -> value (None: unset)
+    code: dict[str, bytes] = field(default_factory=dict)  # unique id -> marshalled Jinja code
+
+
+def inputs_key(project: Project) -> str:
+    """The digest of everything a load of `project` depends on (see the module docstring)."""
+    target = project.target
+    context = _stable_text(
+        [
+            FORMAT,
+            __version__,
+            _code_stamp(),
+            sys.version,
+            str(project.root),
+            project.settings,
+            project.vars,
+            project.dialect,
+            [target.profile_name, target.name, target.type, target.schema, target.database],
+            [target.threads, target.public_settings()],
+            sorted((k, v) for k, v in os.environ.items() if k.startswith(("SQLFLOW_", "DBT_"))),
+        ]
+    )
+    digest = hashlib.blake2b(context.encode(), digest_size=20)
+    folders = [
+        *project.model_paths,
+        *project.seed_paths,
+        *project.snapshot_paths,
+        *project.macro_paths,
+        *project.test_paths,
+    ]
+    for path in _files(folders):
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+        except OSError:
+            content = b"\0unreadable"  # the load reports it; the key only has to differ
+        digest.update(f"\0{path}\0{len(content)}\0".encode())
+        digest.update(content)
+    return digest.hexdigest()
+
+
+def loaded_key(key: str, env_reads: dict[str, str | None]) -> str:
+    """The key of a load's result: the inputs' key and the environment variables it read."""
+    text = _stable_text([key, sorted(env_reads.items(), key=lambda item: item[0])])
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+@functools.cache
+def _code_stamp() -> str:
+    """sqlflow's own files (name, size, time): an edited checkout drops the caches like a new
+    version does, instead of serving what the previous code built."""
+    package = Path(__file__).parent
+    stamps = []
+    for folder in (package, package / "adapters"):
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".py"):
+                    stat = entry.stat()
+                    stamps.append(f"{entry.path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.blake2b("\0".join(sorted(stamps)).encode(), digest_size=16).hexdigest()
+
+
+def _stable_text(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except TypeError:  # keys of mixed types (`--vars '{1: a, b: 2}'`) cannot be sorted
+        return repr(value)
+
+
+def _files(folders: list[Path]) -> list[str]:
+    """Every file under `folders` that a load could read, sorted, skipping hidden ones
+    (project.iter_files' rule)."""
+    found: set[str] = set()
+    for folder in dict.fromkeys(str(f) for f in folders):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            found.update(os.path.join(dirpath, name) for name in filenames if not name.startswith("."))
+    return sorted(found)
+
+
+def read(project: Project, key: str) -> Snapshot | None:
+    """The snapshot saved under `key`, or None when there is none or an input it read changed."""
+    path = project.target_path / FILE
+    # Unpickling creates only live objects: collections would find nothing, yet cost a third of it.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with open(path, "rb") as handle:
+            if pickle.load(handle) != (FORMAT, key):  # a header, so a stale snapshot is not unpickled
+                return None
+            snapshot = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError, ImportError):
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+    if not isinstance(snapshot, Snapshot) or snapshot.key != key:
+        return None
+    if any(os.environ.get(name) != value for name, value in snapshot.env_reads.items()):
+        return None
+    for uid, code in snapshot.code.items():
+        snapshot.nodes[uid].program.code = marshal.loads(code)
+    return snapshot
+
+
+def write(project: Project, snapshot: Snapshot) -> None:
+    """Save a snapshot (atomically); a load that read a secret-looking variable is not saved."""
+    if any(marker in name.upper() for name in snapshot.env_reads for marker in SECRET_ENV_MARKERS):
+        return
+    snapshot.code = {
+        uid: marshal.dumps(node.program.code)
+        for uid, node in snapshot.nodes.items()
+        if node.program is not None and node.program.code is not None
+    }
+    path = project.target_path / FILE
+    tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            pickle.dump((FORMAT, snapshot.key), handle, protocol=5)
+            pickler = pickle.Pickler(handle, protocol=5)
+            pickler.dispatch_table = _DISPATCH
+            pickler.dump(snapshot)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
+
+
+def _path_from_text(cls: type[PurePath], text: str) -> PurePath:
+    return cls(text)
+
+
+def _reduce_path(path: PurePath) -> tuple[Any, tuple[type[PurePath], str]]:
+    # A path pickles as its parts by default, and rebuilding it from them costs three times as
+    # much as parsing its text: at thousands of nodes, half of reading the snapshot.
+    return _path_from_text, (type(path), str(path))
+
+
+_DISPATCH = {**copyreg.dispatch_table, PosixPath: _reduce_path, WindowsPath: _reduce_path}
