@@ -785,7 +785,7 @@ def _build_microbatch(
     existing = compiler.relation_kind(node.relation)
     rebuild = not compiled.is_incremental
     now = compiler.manifest.run_started_at.replace(tzinfo=None)
-    done = intervals.read(node.unique_id)
+    done = intervals.read(node)
     only = (backfill.batches or {}).get(node.unique_id) if backfill is not None else None
     if only is not None and not rebuild:
         batches = list(only)
@@ -802,7 +802,7 @@ def _build_microbatch(
         for batch in built:
             if complete(batch, now):
                 recorded.add(batch.start, batch.end)
-        intervals.write(node.unique_id, recorded)
+        intervals.write(node, recorded)
 
     return build_batches(
         adapter,

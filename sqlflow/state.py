@@ -181,7 +181,13 @@ class WarehouseState:
 
 
 INTERVALS_RELATION = Relation(None, STATE_RELATION.schema, "intervals")
-_INTERVAL_COLUMNS = (("unique_id", "VARCHAR"), ("start_at", "TIMESTAMP"), ("end_at", "TIMESTAMP"))
+# Keyed by relation, like the nodes table: two targets in one database keep their own ranges.
+_INTERVAL_COLUMNS = (
+    ("relation_name", "VARCHAR"),
+    ("unique_id", "VARCHAR"),
+    ("start_at", "TIMESTAMP"),
+    ("end_at", "TIMESTAMP"),
+)
 
 
 class IntervalStore:
@@ -194,29 +200,28 @@ class IntervalStore:
         self._lock = threading.Lock()
         self._ready = False
 
-    def read(self, unique_id: str) -> Intervals:
+    def read(self, node: Node) -> Intervals:
         self._ensure()
         table = INTERVALS_RELATION.table()
         query = (
             exp.select(exp.column("start_at", quoted=True), exp.column("end_at", quoted=True))
             .from_(table)
-            .where(exp.column("unique_id", quoted=True).eq(exp.Literal.string(unique_id)))
+            .where(self._is(node))
         )
         rows = self.adapter.execute(query, fetch=True).rows
         return Intervals((parse_time(start), parse_time(end)) for start, end in rows)
 
-    def write(self, unique_id: str, intervals: Intervals) -> None:
+    def write(self, node: Node, intervals: Intervals) -> None:
         """Replace the model's ranges, in the caller's transaction."""
         table = INTERVALS_RELATION.table()
-        self.adapter.execute(
-            exp.delete(table, where=exp.column("unique_id", quoted=True).eq(exp.Literal.string(unique_id)))
-        )
+        self.adapter.execute(exp.delete(table, where=self._is(node)))
         if not intervals.ranges:
             return
         stamp = exp.DataType.Type.TIMESTAMP
         rows = [
             (
-                exp.Literal.string(unique_id),
+                exp.Literal.string(self._name(node)),
+                exp.Literal.string(node.unique_id),
                 exp.cast(exp.Literal.string(start.isoformat(sep=" ")), stamp),
                 exp.cast(exp.Literal.string(end.isoformat(sep=" ")), stamp),
             )
@@ -224,6 +229,13 @@ class IntervalStore:
         ]
         columns = [exp.to_identifier(name, quoted=True) for name, _ in _INTERVAL_COLUMNS]
         self.adapter.execute(exp.insert(exp.values(rows), table, columns=columns))
+
+    def _name(self, node: Node) -> str:
+        assert node.relation is not None
+        return relation_name(node.relation, self.adapter.dialect)
+
+    def _is(self, node: Node) -> exp.Expression:
+        return exp.column("relation_name", quoted=True).eq(exp.Literal.string(self._name(node)))
 
     def _ensure(self) -> None:
         with self._lock:  # concurrent CREATE TABLE IF NOT EXISTS conflict in DuckDB's catalog

@@ -119,11 +119,14 @@ def drop_postgres_schemas(engine: sa.Engine, prefix: str) -> None:
             "select nspname from pg_namespace where nspname like %s", (prefix + "%",)
         ).fetchall():
             connection.exec_driver_sql(f'drop schema if exists "{name}" cascade')
-        exists = connection.exec_driver_sql("select to_regclass('sqlflow_state.nodes') is not null").scalar()
-        if exists:
-            connection.exec_driver_sql(
-                "delete from sqlflow_state.nodes where relation_name like %s", ('"' + prefix + "%",)
-            )
+        for table in ("nodes", "intervals"):
+            exists = connection.exec_driver_sql(
+                f"select to_regclass('sqlflow_state.{table}') is not null"
+            ).scalar()
+            if exists:
+                connection.exec_driver_sql(
+                    f"delete from sqlflow_state.{table} where relation_name like %s", ('"' + prefix + "%",)
+                )
 
 
 def sqlite_profiles(path: str = "warehouse.sqlite", **extra: Any) -> str:
