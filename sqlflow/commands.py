@@ -711,21 +711,29 @@ def build_node(
         if on_retry is not None:
             on_retry(node, attempt, attempts, WarehouseError(f"batch {batch}: {error}"), delay)
 
+    timeout = node.config.get("timeout")
     for attempt in range(1, attempts + 1):
+        limit = _TimeLimit(adapter, timeout)
         try:
-            if _is_microbatch(node):
-                outcome = _build_microbatch(
-                    adapter,
-                    compiler,
-                    compiled,
-                    intervals or state.IntervalStore(adapter),
-                    backfill=backfill,
-                    on_retry=batch_retry,
-                    cancel=cancel,
+            with limit:
+                if _is_microbatch(node):
+                    outcome = _build_microbatch(
+                        adapter,
+                        compiler,
+                        compiled,
+                        intervals or state.IntervalStore(adapter),
+                        backfill=backfill,
+                        on_retry=batch_retry,
+                        cancel=cancel,
+                    )
+                else:
+                    outcome = _materialize_node(adapter, compiler, compiled, full_refresh=full_refresh)
+        except (WarehouseError, BuildError) as raised:
+            exc: WarehouseError | BuildError = raised
+            if limit.expired.is_set():  # the interrupt's own error says nothing about why
+                exc = BuildError(
+                    f"cancelled after {timeout} s, its timeout (config timeout); the previous relation is unchanged"
                 )
-            else:
-                outcome = _materialize_node(adapter, compiler, compiled, full_refresh=full_refresh)
-        except (WarehouseError, BuildError) as exc:
             status, message, rows = "error", str(exc), None
             if isinstance(exc, BatchesFailed):
                 extra["batch_results"] = exc.batch_results
@@ -758,6 +766,41 @@ def build_node(
         thread,
         extra={**extra, "retries": len(failed)} if failed else extra,
     )
+
+
+class _TimeLimit:
+    """Interrupts the calling thread's statements once `seconds` have passed, and again every
+    0.2 s until the block ends: an interrupt that lands between two statements is lost."""
+
+    def __init__(self, adapter: Adapter, seconds: float | None) -> None:
+        self.adapter, self.seconds = adapter, seconds
+        self.expired, self._finished = threading.Event(), threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def __enter__(self) -> _TimeLimit:
+        if not self.seconds:
+            return self
+        cancel_statement = self.adapter.statement_canceller()
+        if cancel_statement is None:
+            raise BuildError(f"config timeout is not supported on {self.adapter.type} targets")
+
+        def watch() -> None:
+            if self._finished.wait(self.seconds):
+                return
+            self.expired.set()
+            while True:
+                cancel_statement()
+                if self._finished.wait(0.2):
+                    return
+
+        self._watcher = threading.Thread(target=watch, name="sqlflow-timeout", daemon=True)
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._finished.set()
+        if self._watcher is not None:
+            self._watcher.join()
 
 
 def _is_microbatch(node: Node) -> bool:

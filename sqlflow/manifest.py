@@ -896,7 +896,17 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
 
 
 def _check_retries(config: dict[str, Any], path: Path) -> None:
-    """`retries` and `retry_delay` (seconds) are whole numbers, zero or more."""
+    """`retries` and `retry_delay` (seconds) are whole numbers, zero or more; `timeout` (seconds)
+    is a positive number."""
+    timeout = config.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise UserError(
+            f"timeout must be a number of seconds greater than 0, not {timeout!r}",
+            path=path,
+            hint="e.g. config(timeout=600): cancel the model's query after 10 minutes",
+        )
     for key in ("retries", "retry_delay"):
         value = config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +100,12 @@ class Adapter(ABC):
     @abstractmethod
     def cancel(self) -> None:
         """Interrupt every running statement (Ctrl-C)."""
+
+    def statement_canceller(self) -> Callable[[], None] | None:
+        """A function that interrupts whatever statement the calling thread's connection is
+        running, callable from another thread (a model's `timeout`); None where the warehouse
+        cannot cancel one connection's statement alone."""
+        return None
 
     def is_transient(self, error: WarehouseError) -> bool:
         """Whether `error` may go away by itself (lost connection, lock, conflict): worth a retry.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -104,6 +104,9 @@ class DuckDBAdapter(Adapter):
         # Nothing to roll back when the failing statement already ended the transaction.
         with contextlib.suppress(duckdb.Error):
             self._cursor().execute("ROLLBACK")
+
+    def statement_canceller(self) -> Callable[[], None]:
+        return self._cursor().interrupt
 
     def cancel(self) -> None:
         with self._lock:

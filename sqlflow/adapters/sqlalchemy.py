@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote
@@ -216,6 +216,15 @@ class SQLAlchemyAdapter(Adapter):
         for connection in connections:
             with contextlib.suppress(Exception):
                 self.cancel_connection(connection.connection.dbapi_connection)
+
+    def statement_canceller(self) -> Callable[[], None]:
+        dbapi_connection = self._connection().connection.dbapi_connection
+
+        def cancel() -> None:
+            with contextlib.suppress(Exception):
+                self.cancel_connection(dbapi_connection)
+
+        return cancel
 
     def cancel_connection(self, dbapi_connection: Any) -> None:
         """Interrupt the statement running on one DBAPI connection (driver-specific)."""
