@@ -466,6 +466,9 @@ def load_target(
     if adapter_type in ("duckdb", "sqlite") and output.get("path") not in (None, ":memory:"):
         db_path = Path(str(output["path"])).expanduser()
         output["path"] = str(db_path if db_path.is_absolute() else (root / db_path))
+    if adapter_type == "spark" and output.get("warehouse_dir"):
+        warehouse = Path(str(output["warehouse_dir"])).expanduser()
+        output["warehouse_dir"] = str(warehouse if warehouse.is_absolute() else (root / warehouse))
     try:
         threads = int(output.get("threads") or 4)
     except (TypeError, ValueError) as exc:
@@ -474,13 +477,16 @@ def load_target(
             path=path,
             line=line_of(raw_output, "threads"),
         ) from exc
-    default_schema = "main" if adapter_type in ("duckdb", "sqlite") else "public"
+    default_schema = {"duckdb": "main", "sqlite": "main", "spark": "default"}.get(adapter_type, "public")
     return Target(
         profile_name=profile_name,
         name=str(name),
         type=adapter_type,
         schema=str(output.get("schema") or default_schema),
-        database=output.get("database") or output.get("dbname"),
+        # Spark calls a schema a database; what holds schemas is its catalog.
+        database=output.get("catalog")
+        if adapter_type == "spark"
+        else output.get("database") or output.get("dbname"),
         threads=max(1, threads),
         settings=output,
         profiles_path=path,

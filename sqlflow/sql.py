@@ -38,6 +38,13 @@ def parse(
         ) from exc
     except TokenError as exc:
         raise CompilationError(f"SQL syntax error: {exc}", path=path) from exc
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        # sqlglot's parser trips over some malformed input instead of reporting it.
+        raise CompilationError(
+            "SQL syntax error: the statement cannot be parsed",
+            path=path,
+            hint=f"check the SQL in {compiled_path}" if compiled_path else "check the model's SQL",
+        ) from exc
     if len(statements) != 1:
         raise CompilationError(
             f"a model must be exactly one SELECT statement, found {len(statements)}",

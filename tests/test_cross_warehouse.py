@@ -1,11 +1,11 @@
 """The example project builds to the same data on every warehouse.
 
 The project at the repository root (DuckDB SQL) is built with `sqlflow build` on DuckDB,
-PostgreSQL and SQLite, twice (the second build swaps tables under views, merges the incremental
-model and updates the snapshot). Every model, seed and the snapshot must then have the same row
-count and the same order-insensitive checksum of its contents everywhere. A warehouse joins the
-comparison by adding an entry to WAREHOUSES (an output for profiles.yml, and whether it needs a
-server that may be missing), e.g. Spark.
+PostgreSQL, SQLite and Spark (local mode), twice (the second build swaps tables under views,
+merges the incremental model, or overwrites its partitions on Spark, and updates the snapshot).
+Every model, seed and the snapshot must then have the same row count and the same
+order-insensitive checksum of its contents everywhere. A warehouse joins the comparison by adding
+an entry to WAREHOUSES (an output for profiles.yml, and whether it needs the PostgreSQL server).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from spark_support import spark_available
+from spark_support import spark_session as spark_session  # a fixture
 from warehouses import Postgres, copy_project, read_relation, require_postgres
 from warehouses import postgres as postgres  # a fixture
 
@@ -39,11 +41,20 @@ def _postgres(pg: Postgres | None) -> str:
     return pg.output("postgres")
 
 
+def _spark(pg: Postgres | None) -> str:
+    # The schema of the PostgreSQL test, unique per test (Spark's session is shared by the process).
+    schema = pg.schema if pg is not None else "sqlflow_test_shop"
+    return (
+        f"    spark:\n      type: spark\n      master: local[2]\n      schema: {schema}\n      threads: 4\n"
+    )
+
+
 # name -> (profiles.yml output, needs the PostgreSQL server)
 WAREHOUSES: dict[str, tuple[Callable[[Postgres | None], str], bool]] = {
     "duckdb": (_duckdb, False),
     "postgres": (_postgres, True),
     "sqlite": (_sqlite, False),
+    "spark": (_spark, False),
 }
 
 
@@ -70,13 +81,18 @@ def test_the_example_project_has_the_same_data_on_every_warehouse(tmp_path, requ
     if any(needs_server for _, needs_server in WAREHOUSES.values()):
         require_postgres()
         pg = request.getfixturevalue("postgres")
+    # Spark joins when it can run here (always in CI); its session is the one of the test process.
+    targets = [name for name in WAREHOUSES if name != "spark" or spark_available()]
+    if "spark" in targets:
+        spark = request.getfixturevalue("spark_session")
+        request.addfinalizer(lambda: spark.sql(f"drop schema if exists {pg.schema} cascade").collect())
     root = copy_project(REPO_ROOT, tmp_path / "shop")
-    outputs = "".join(output(pg) for output, _ in WAREHOUSES.values())
+    outputs = "".join(WAREHOUSES[name][0](pg) for name in targets)
     (root / "profiles.yml").write_text(f"shop:\n  target: duckdb\n  outputs:\n{outputs}")
 
     for build in ("first", "second"):
         sums = {}
-        for target in WAREHOUSES:
+        for target in targets:
             output = _build(root, target)
             assert "38 nodes" in output and "ERROR" not in output and "FAIL" not in output
             sums[target] = _checksums(root, target)

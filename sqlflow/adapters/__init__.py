@@ -14,6 +14,7 @@ ADAPTERS = {
     "postgres": (".postgres", "PostgresAdapter"),
     "sqlite": (".sqlite", "SQLiteAdapter"),
     "sqlalchemy": (".sqlalchemy", "SQLAlchemyAdapter"),
+    "spark": (".spark", "SparkAdapter"),
 }
 
 
