@@ -30,6 +30,16 @@ from .sqlalchemy import SQLAlchemyAdapter
 
 DEFAULT_PORT = 5432
 MERGE_SINCE = 150000  # server_version_num of PostgreSQL 15
+CONNECTION_CHECK_SINCE = 140000  # client_connection_check_interval exists from PostgreSQL 14
+_CONNECTION_CHECK = exp.Set(
+    expressions=[
+        exp.SetItem(
+            this=exp.EQ(
+                this=exp.column("client_connection_check_interval"), expression=exp.Literal.number(2000)
+            )
+        )
+    ]
+).sql(dialect="postgres")
 LOCK_NAMESPACE = 0x53514C46  # "SQLF": the first key of every sqlflow advisory lock
 TERMINATION_WAIT = 10  # seconds a terminated stale session may take to release its lock
 # Connection settings passed to libpq as they are (dbt-postgres's names).
@@ -147,6 +157,20 @@ class PostgresAdapter(SQLAlchemyAdapter):
         self.server_version = int(version)
         # An instance attribute: whether MERGE exists depends on the server, not the adapter.
         self.supports_merge = self.server_version >= MERGE_SINCE  # type: ignore[misc]
+
+    def on_connect(self, dbapi_connection: Any, record: Any) -> None:
+        # PostgreSQL notices a dead client only when it next writes to it, so the query of a
+        # sqlflow killed with -9 would run to its end holding its locks; from version 14 the
+        # server can check the connection every few seconds and cancel the query instead.
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(query("server_version").sql(dialect="postgres"))
+                if cursor.fetchone()[0] >= CONNECTION_CHECK_SINCE:
+                    cursor.execute(_CONNECTION_CHECK)
+        finally:
+            dbapi_connection.autocommit = autocommit
 
     def engine_options(self) -> dict[str, Any]:
         options = super().engine_options()
