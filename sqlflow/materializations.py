@@ -56,18 +56,9 @@ def materialize(
     contract = Contract(node, compiled.dialect or adapter.dialect) if node.contract_enforced else None
     if kind == "view":
         return _view(adapter, node, compiled.sql, existing_kind, contract)
-    if kind == "table":
-        return _table(
-            adapter,
-            node.relation,
-            _verbatim(compiled.sql),
-            existing_kind,
-            contract,
-            adapter.table_properties(node),
-        )
-    if kind == "incremental":
-        if compiled.is_incremental:
-            return _incremental(adapter, node, compiled.sql, contract)
+    if kind == "incremental" and compiled.is_incremental:
+        return _incremental(adapter, node, compiled.sql, contract)
+    if kind in ("table", "incremental"):  # an incremental model's first build is a table's
         return _table(
             adapter,
             node.relation,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from test_kill import kill_while_building
+from test_kill import sqlflow as argv
 from warehouses import Postgres
 from warehouses import postgres as postgres  # a fixture
 
@@ -35,21 +35,6 @@ CASES = {
         "_snapshots",
     ),
 }
-
-
-def argv(project, command: str, variables: dict) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "sqlflow.cli",
-        command,
-        "--vars",
-        json.dumps(variables),
-        "--log-format",
-        "json",
-        "--project-dir",
-        str(project.root),
-    ]
 
 
 def checksum(pg: Postgres, relation: str) -> tuple:
