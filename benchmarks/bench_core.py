@@ -20,6 +20,7 @@ import platform
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -47,6 +48,7 @@ class Measurement:
     status: str = "ok"
     step: str = ""  # "parse", "run1" or "run2": sqlflow rows are compared with dbt's row of the same step
     floor_relative: bool = False  # show seconds / floor seconds
+    runs: int = 1  # seconds is the median of this many runs, peak_mb their maximum
 
 
 # --- running one command and measuring it ------------------------------------
@@ -76,8 +78,21 @@ def measure(argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = 
     return status, seconds, usage.ru_maxrss / 1024
 
 
-def record(results: list[Measurement], row: Measurement, argv, cwd, log, env=None) -> Measurement:
-    row.status, row.seconds, row.peak_mb = measure(argv, cwd, log, env)
+def record(
+    results: list[Measurement], row: Measurement, argv, cwd, log, env=None, repeats=1, before=None
+) -> Measurement:
+    """Run the command `repeats` times (calling `before()` first each time): the median seconds."""
+    seconds, peaks = [], []
+    for i in range(repeats):
+        if before is not None:
+            before()
+        row.status, wall, peak = measure(argv, cwd, log.with_name(f"{log.stem}-{i}{log.suffix}"), env)
+        if row.status != "ok":
+            break
+        seconds.append(wall)
+        peaks.append(peak)
+    if row.status == "ok":
+        row.seconds, row.peak_mb, row.runs = statistics.median(seconds), max(peaks), len(seconds)
     return add(results, row)
 
 
@@ -165,11 +180,22 @@ def dbt_versions(dbt: Path | None) -> dict[str, str]:
 
 
 def sqlflow_command() -> list[str] | None:
+    # The executable installed beside the interpreter running this script, as dbt is run from its
+    # venv's bin/: a version manager's shim found on PATH (pyenv's) adds ~80 ms to every command.
+    script = Path(sys.executable).parent / "sqlflow"
+    if script.exists():
+        return [str(script)]
     if shutil.which("sqlflow"):
         return ["sqlflow"]
     if importlib.util.find_spec("sqlflow") is not None:
         return [sys.executable, "-m", "sqlflow"]
     return None
+
+
+def sqlflow_env(workdir: Path) -> dict[str, str]:
+    """Bytecode caching on, as for any installed program (a development shell may turn it off
+    with PYTHONDONTWRITEBYTECODE, which adds ~50 ms of compiling to every sqlflow command)."""
+    return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(workdir / "pycache")}
 
 
 def package_version(name: str) -> str:
@@ -223,7 +249,9 @@ def run_floor(project: Path, database: Path, result: Path) -> None:
     result.write_text(json.dumps({"seconds": time.perf_counter() - start, "models": len(statements)}))
 
 
-def measure_floor(results, project: Path, workdir: Path, models: int, rows: int, source: str) -> None:
+def measure_floor(
+    results, project: Path, workdir: Path, models: int, rows: int, source: str, repeats: int = 1
+) -> None:
     # The compiled SQL names relations "bench"."main"."x": the file must be called bench.duckdb.
     database, result = workdir / "floor" / "bench.duckdb", workdir / "floor" / "result.json"
     result.unlink(missing_ok=True)
@@ -238,9 +266,15 @@ def measure_floor(results, project: Path, workdir: Path, models: int, rows: int,
         str(result),
     ]
     row = Measurement("floor", f"duckdb API (SQL from {source})", models, rows, floor_relative=True)
-    row.status, _, row.peak_mb = measure(argv, REPO, workdir / "logs" / "floor.log")
-    if row.status == "ok":  # the timed loop, without the interpreter's start-up
-        row.seconds = json.loads(result.read_text())["seconds"]
+    seconds, peaks = [], []
+    for i in range(repeats):
+        row.status, _, peak = measure(argv, REPO, workdir / "logs" / f"floor-{i}.log")
+        if row.status != "ok":
+            break
+        seconds.append(json.loads(result.read_text())["seconds"])  # the timed loop, without start-up
+        peaks.append(peak)
+    if row.status == "ok":
+        row.seconds, row.peak_mb, row.runs = statistics.median(seconds), max(peaks), len(seconds)
     add(results, row)
 
 
@@ -275,7 +309,6 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
                 dbt_env(project),
             )
         if sqlflow:
-            reset(project, target=True)
             for label in ("cold", "warm"):
                 record(
                     results,
@@ -283,6 +316,9 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
                     [*sqlflow, "compile", "--project-dir", str(project)],
                     project,
                     logs / f"sqlflow-compile-{label}-{size}.log",
+                    sqlflow_env(workdir),
+                    args.repeats,
+                    before=(lambda p=project: reset(p, target=True)) if label == "cold" else None,
                 )
 
     size, rows = args.run_size, args.rows
@@ -300,15 +336,23 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
                 dbt_env(project),
             )
     if sqlflow:
-        reset(project, target=True)
+        # Each repeat is a fresh build followed by a second run of the unchanged project.
+        argv = [*sqlflow, "run", "--project-dir", str(project)]
+        timings: dict[str, list[tuple[str, float | None, float | None]]] = {step: [] for _, step in runs}
+        for i in range(args.repeats):
+            reset(project, target=True)
+            for _, step in runs:
+                log = logs / f"sqlflow-{step}-{size}-{i}.log"
+                timings[step].append(measure(argv, project, log, sqlflow_env(workdir)))
         for label, step in runs:
-            record(
-                results,
-                Measurement("sqlflow", label, size, rows, step=step, floor_relative=True),
-                [*sqlflow, "run", "--project-dir", str(project)],
-                project,
-                logs / f"sqlflow-{step}-{size}.log",
-            )
+            row = Measurement("sqlflow", label, size, rows, step=step, floor_relative=True)
+            failed = [status for status, _, _ in timings[step] if status != "ok"]
+            row.status = failed[0] if failed else "ok"
+            if not failed:
+                row.seconds = statistics.median(seconds for _, seconds, _ in timings[step])
+                row.peak_mb = max(peak for _, _, peak in timings[step])
+                row.runs = len(timings[step])
+            add(results, row)
 
     source = "dbt" if dbt else "sqlflow" if sqlflow else None
     if source is None:
@@ -319,10 +363,15 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
     compile_argv = (
         [str(dbt), "compile"] if source == "dbt" else [*sqlflow, "compile", "--project-dir", str(project)]
     )
-    status, _, _ = measure(compile_argv, project, logs / f"{source}-compile-for-floor.log", dbt_env(project))
+    status, _, _ = measure(
+        compile_argv,
+        project,
+        logs / f"{source}-compile-for-floor.log",
+        {**dbt_env(project), **sqlflow_env(workdir)},
+    )
     reset(project)
     if status == "ok":
-        measure_floor(results, project, workdir, size, rows, source)
+        measure_floor(results, project, workdir, size, rows, source, args.repeats)
     else:
         add(results, Measurement("floor", "duckdb API", size, rows, status=f"no compiled SQL: {status}"))
     return results, versions
@@ -345,6 +394,7 @@ def table_rows(results: list[Measurement]) -> list[list[str]]:
                 row.command,
                 str(row.models or ""),
                 str(row.rows or ""),
+                str(row.runs) if row.seconds is not None else "",
                 _fmt(row.seconds, "{:.2f}"),
                 _fmt(row.peak_mb, "{:.0f}"),
                 speedup,
@@ -360,7 +410,8 @@ HEADER = [
     "command",
     "models",
     "rows/base model",
-    "seconds",
+    "runs",
+    "seconds (median)",
     "peak MB",
     "speed-up vs dbt (dbt s / s)",
     "vs floor (s / floor s)",
@@ -412,6 +463,12 @@ def parse_args(argv=None):
     parser.add_argument("--run-size", type=int, default=500, help="model count of the project that is run")
     parser.add_argument("--rows", type=int, default=10000, help="rows per base model in the run project")
     parser.add_argument("--skip-dbt", action="store_true", help="measure sqlflow and the floor only")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="runs of each sqlflow and floor measurement (median); dbt runs once",
+    )
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / ".work")
     parser.add_argument("--out", type=Path, help="markdown file to write the results section into")
     parser.add_argument("--setup-dbt", action="store_true", help="only create the dbt venv, then exit")

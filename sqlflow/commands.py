@@ -20,12 +20,9 @@ from sqlglot import exp
 
 from . import (
     artifacts,
-    catalog,
     data_tests,
-    docs_site,
     freshness,
     locking,
-    project_lineage,
     selection,
     snapshots,
     state,
@@ -56,6 +53,8 @@ from .transpile import Transpiler
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from . import docs_site
 
 
 @dataclass
@@ -169,9 +168,12 @@ def _compiler(session: Session, *, full_refresh: bool = False, connect: bool = T
     )
 
 
-def _compile_all(session: Session, uids: Sequence[str], compiler: Compiler) -> dict[str, CompiledNode]:
+def _compile_all(
+    session: Session, uids: Sequence[str], compiler: Compiler, *, digests: bool = False
+) -> dict[str, CompiledNode]:
+    """Compile `uids` in order (writing target/compiled/); `digests`: the caller will fingerprint them."""
     compiled = {}
-    compiler.validate_ahead(uids)
+    compiler.validate_ahead(uids, digests=digests)
     for uid in uids:
         node = session.manifest.nodes[uid]
         compiled[uid] = compiler.compile(uid)
@@ -214,6 +216,9 @@ def docs_generate(
     built (catalog.json), traces column lineage, and takes statuses from the last run_results.json.
     Never creates the warehouse: before the first run, columns come from seeds and YAML.
     """
+    # Imported here: the site's modules (http.server among them) cost every other command 40 ms.
+    from . import catalog, docs_site, project_lineage
+
     connect = _warehouse_exists(session)
     compiler = _compiler(session, connect=connect)
     manifest = session.manifest
@@ -323,7 +328,7 @@ def run(
             "warning",
         )
     executable = [u for u in uids if not manifest.nodes[u].is_ephemeral]
-    compiled = _compile_all(session, uids, compiler)
+    compiled = _compile_all(session, uids, compiler, digests=True)
     fingerprints = {u: _fingerprint(manifest, compiler, u) for u in executable}
     compiler.finish()  # again: saves the SQL digests just computed, for the next `state:` selection
     artifacts.write_manifest(

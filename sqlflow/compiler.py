@@ -76,6 +76,7 @@ class Compiler:
         self._normalized: dict[str, str] = {}
         self._queries: dict[str, exp.Query] = {}
         self._rendered: dict[str, str] = {}  # renders validate_ahead() did, for compile() to use
+        self._validated: dict[str, list[str]] = {}  # and the bare tables of those it remembered
         self._base = base_context(
             project_name=self.project.name,
             target=target_context(self.project),
@@ -89,6 +90,8 @@ class Compiler:
         self._checked = _CheckedSQL(self.project.target_path)
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
+        self._unwritten: list[tuple[str, str]] = []  # (path, content) not yet handed to the writer
+        self._handed: set[str] = set()  # paths written, or being written, by this compiler
 
     # ------------------------------------------------------------------ public
 
@@ -112,6 +115,7 @@ class Compiler:
 
     def finish(self) -> None:
         """Wait for the compiled files to be written and save the cache."""
+        self._hand_over_writes()
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
@@ -123,16 +127,26 @@ class Compiler:
     def write_compiled(self, node: Node, text: str) -> None:
         """Write target/compiled/ for a model, skipping files whose content is unchanged.
 
-        Writes go to a small thread pool: creating thousands of files is slow on some disks
-        and would otherwise stall compiling, which only needs the CPU.
+        Writes go to a thread, in batches: creating thousands of files is slow on some disks and
+        would otherwise stall compiling, which only needs the CPU; one task per file cost more in
+        handing the GIL back and forth than the writes themselves (docs/benchmarks.md).
         """
         path, content, digest = artifacts.compiled_file(self.manifest, node, text)
-        if digest == self._checked.written(node.unique_id) and os.path.exists(path):
+        if digest == self._checked.written(node.unique_id) and (path in self._handed or os.path.exists(path)):
+            return
+        self._handed.add(path)
+        self._unwritten.append((path, content))
+        self._checked.record_written(node.unique_id, digest)
+        if len(self._unwritten) >= 500:
+            self._hand_over_writes()
+
+    def _hand_over_writes(self) -> None:
+        if not self._unwritten:
             return
         if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlflow-write")
-        self._writes.append(self._writer.submit(artifacts.write_plain, path, content))
-        self._checked.record_written(node.unique_id, digest)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlflow-write")
+        self._writes.append(self._writer.submit(artifacts.write_files, self._unwritten))
+        self._unwritten = []
 
     def sql_digest(self, uid: str) -> str:
         """A digest of the node's SQL as sqlglot writes it back (no comments, one spacing), rendered
@@ -153,8 +167,7 @@ class Compiler:
         dialect = self.source_dialect(node)
         digest = self._checked.normalized(rendered, dialect)
         if digest is None:
-            normalized = sql.parse(rendered, dialect, path=node.path).sql(dialect=dialect, comments=False)
-            digest = hashlib.sha256(normalized.encode()).hexdigest()
+            digest = sql.normalized_digest(sql.parse(rendered, dialect, path=node.path), dialect)
             self._checked.put_normalized(rendered, dialect, digest)
         if ephemeral_refs:
             parts = [digest, *(self.sql_digest(e) for e in ephemeral_refs)]
@@ -217,13 +230,17 @@ class Compiler:
         """The dialect a node's SQL is written in: the project's, or with `transpile=false` the warehouse's."""
         return self.target_dialect if node.config.get("transpile") is False else self.dialect
 
-    def validate_ahead(self, uids: Sequence[str]) -> None:
+    def validate_ahead(self, uids: Sequence[str], *, digests: bool = False) -> None:
         """Render the static models among `uids` and, when many of them are SQL the cache has not
         seen (a cold compile), parse those on every core (parse_pool); compile() then finds them
-        validated and their renders ready. Models that need their syntax tree (ephemerals, their
-        readers, transpiling) are left to compile()."""
+        validated and their renders ready, and with `digests` sql_digest() finds their normalized
+        digests too (a run fingerprints what it builds). Models that need their syntax tree
+        (ephemerals, their readers, transpiling) are left to compile()."""
         nodes = self.manifest.nodes
         pending: dict[tuple[str, str], None] = {}
+        # Renders from the last command on the same inputs (see _depends_only_on_inputs): for an
+        # unchanged project they replace rendering and looking up every model.
+        remembered = self._checked.renders(self.manifest.inputs_key)
         for uid in uids:
             node = nodes[uid]
             program = node.program
@@ -237,21 +254,52 @@ class Compiler:
                 or any(parent in nodes and nodes[parent].is_ephemeral for parent in node.depends_on)
             ):
                 continue
+            dialect, incremental = self.target_dialect, self.is_incremental(node)
+            memo = remembered.get(uid)
+            if memo is not None and memo[0] == incremental:
+                rendered = self._rendered[uid] = memo[1]
+                self._validated[uid] = memo[2]
+                if digests and self._checked.normalized(rendered, dialect) is None:
+                    pending[(rendered, dialect)] = None
+                continue
             rendered = self._rendered[uid] = self._render(node, [])
-            if self._checked.get(rendered, self.target_dialect) is None:
-                pending[(rendered, self.target_dialect)] = None
+            tables = self._checked.get(rendered, dialect)
+            if tables is None or (digests and self._checked.normalized(rendered, dialect) is None):
+                pending[(rendered, dialect)] = None
+            elif _depends_only_on_inputs(program):
+                self._checked.remember_render(self.manifest.inputs_key, uid, (incremental, rendered, tables))
         if len(pending) < parse_pool.MIN_QUERIES or not parse_pool.available():
             return
-        for (text, dialect), tables in zip(pending, parse_pool.bare_tables(list(pending)), strict=True):
-            if tables is not None:  # a query that does not parse is reported by compile()
-                self._checked.put(text, dialect, [self.project.secrets.mask(t) for t in tables])
+
+        def write_while_parsing() -> None:
+            # What compile() would write for these models, written by a thread while the workers
+            # parse: creating thousands of files takes about as long as parsing them.
+            for uid, rendered in self._rendered.items():
+                self.write_compiled(nodes[uid], sql.body(rendered))
+            self._hand_over_writes()
+
+        parsed = parse_pool.parse_many(list(pending), digests=digests, while_parsing=write_while_parsing)
+        for (text, dialect), result in zip(pending, parsed, strict=True):
+            if result is None:
+                continue  # a query that does not parse is reported by compile()
+            tables, digest = result
+            self._checked.put(text, dialect, [self.project.secrets.mask(t) for t in tables])
+            if digest is not None:
+                self._checked.put_normalized(text, dialect, digest)
+        for uid, rendered in self._rendered.items():  # so that the next command needs no render
+            tables = self._checked.get(rendered, self.target_dialect)
+            if tables is not None and uid not in remembered and _depends_only_on_inputs(nodes[uid].program):
+                render = (self.is_incremental(nodes[uid]), rendered, tables)
+                self._checked.remember_render(self.manifest.inputs_key, uid, render)
 
     def _compile_model(self, node: Node) -> CompiledNode:
         ephemeral_refs: list[str] = []
         rendered = self._rendered.pop(node.unique_id, None) or self._render(node, ephemeral_refs)
         dialect = self.source_dialect(node)
         needs_ast = bool(ephemeral_refs) or node.is_ephemeral or dialect != self.target_dialect
-        cached_tables = None if needs_ast else self._checked.get(rendered, dialect)
+        cached_tables = self._validated.pop(node.unique_id, None)
+        if cached_tables is None and not needs_ast:
+            cached_tables = self._checked.get(rendered, dialect)
         query = None
         if cached_tables is None:  # also whenever needs_ast, which the code below relies on
             compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
@@ -584,6 +632,24 @@ class _CheckedSQL:
     def put(self, text: str, dialect: str, tables: list[str]) -> None:
         self.entries[self._key(text, dialect)] = tables
         self.dirty = True
+
+    def renders(self, inputs_key: str | None) -> dict[str, tuple[bool, str, list[str]]]:
+        """uid -> (is_incremental, rendered SQL, bare tables) remembered for these inputs; only
+        the latest inputs' are kept."""
+        stored = self.entries.get("renders")
+        if inputs_key is None or not stored or stored[0] != inputs_key:  # type: ignore[index]
+            return {}
+        return stored[1]  # type: ignore[index,return-value]
+
+    def remember_render(self, inputs_key: str | None, uid: str, render: tuple[bool, str, list[str]]) -> None:
+        if inputs_key is None:
+            return
+        stored = self.entries.get("renders")
+        if not stored or stored[0] != inputs_key:  # type: ignore[index]
+            stored = self.entries["renders"] = (inputs_key, {})  # type: ignore[assignment]
+        if stored[1].get(uid) != render:  # type: ignore[index,union-attr]
+            stored[1][uid] = render  # type: ignore[index]
+            self.dirty = True
 
     def digests(self, inputs_key: str | None) -> dict[str, str]:
         """uid -> sql_digest remembered for these inputs (manifest.inputs_key); only the latest

@@ -8,7 +8,7 @@ networkx costs a tenth of a second that commands such as `ls` and `compile` do n
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, ItemsView, Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
@@ -68,6 +68,10 @@ class Graph:
 
     def resource(self, uid: str) -> Any:
         return self._resources[uid]
+
+    def resources(self) -> ItemsView[str, Any]:
+        """(unique id, node or source) of every vertex."""
+        return self._resources.items()
 
     def __contains__(self, uid: str) -> bool:
         return uid in self._parents

@@ -2,8 +2,9 @@
 
 sqlglot's parser holds the GIL, so threads do not help; forked processes do. Each worker parses
 a share of the rendered queries and sends back only what the compiler keeps of a parse (the
-bare table names a query reads), never syntax trees. A query that fails to parse comes back as
-None and is parsed again by the compiler itself, which reports the error with its location.
+bare table names a query reads, and the normalized digest a fingerprint hashes), never syntax
+trees. A query that fails to parse comes back as None and is parsed again by the compiler
+itself, which reports the error with its location.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from . import sql
-from .errors import CompilationError
 
 # Below this many queries, starting processes costs more than the parallel parse saves (measured
 # in docs/benchmarks.md: a worker costs ~20 ms to fork, a query ~0.3 ms to parse).
@@ -30,9 +30,20 @@ def available() -> bool:
     return sys.platform.startswith("linux") and (os.cpu_count() or 1) > 1
 
 
-def bare_tables(queries: Sequence[tuple[str, str]]) -> list[list[str] | None]:
-    """For each (sql, dialect): the unqualified table names it reads (sql.referenced_tables), or
-    None where it is not exactly one query that parses. Parsed on up to MAX_WORKERS processes."""
+# What the compiler keeps of a parse: the bare table names a query reads, and with `digests` its
+# normalized digest (sql.normalized_digest).
+Parsed = tuple[list[str], "str | None"]
+
+
+def parse_many(
+    queries: Sequence[tuple[str, str]],
+    *,
+    digests: bool = False,
+    while_parsing: Callable[[], None] = lambda: None,
+) -> list[Parsed | None]:
+    """For each (sql, dialect): what it parses to (see Parsed), or None where it is not exactly
+    one query that parses. Parsed on up to MAX_WORKERS processes; `while_parsing` runs here once
+    they are started (after the fork, so threads it starts are not forked mid-work)."""
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     # Several chunks per worker, so that a slow chunk does not leave the other cores idle.
     size = max(1, -(-len(queries) // (workers * 4)))
@@ -42,7 +53,9 @@ def bare_tables(queries: Sequence[tuple[str, str]]) -> list[list[str] | None]:
     sys.stderr.flush()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts) as pool:
-        return [tables for chunk in pool.map(_parse_chunk, chunks) for tables in chunk]
+        results = pool.map(_parse_chunk, chunks, [digests] * len(chunks))  # forks the workers
+        while_parsing()
+        return [parsed for chunk in results for parsed in chunk]
 
 
 def _ignore_interrupts() -> None:
@@ -51,13 +64,14 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _parse_chunk(chunk: list[tuple[str, str]]) -> list[list[str] | None]:
-    return [_bare_tables(text, dialect) for text, dialect in chunk]
+def _parse_chunk(chunk: list[tuple[str, str]], digests: bool) -> list[Parsed | None]:
+    return [_parse(text, dialect, digests) for text, dialect in chunk]
 
 
-def _bare_tables(text: str, dialect: str) -> list[str] | None:
+def _parse(text: str, dialect: str, digests: bool) -> Parsed | None:
     try:
         query = sql.parse(text, dialect)
-    except CompilationError:
+    except Exception:  # a syntax error, or sqlglot failing: the compiler parses it again and says which
         return None
-    return [table.name for table in sql.referenced_tables(query) if not table.db]
+    tables = [table.name for table in sql.referenced_tables(query) if not table.db]
+    return tables, sql.normalized_digest(query, dialect) if digests else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from pathlib import Path
@@ -98,6 +99,12 @@ def referenced_tables(query: exp.Query) -> list[exp.Table]:
         and not (not table.db and table.name in cte_names)
         and not isinstance(table.this, exp.Func)
     ]
+
+
+def normalized_digest(query: exp.Expression, dialect_name: str) -> str:
+    """A digest of the query as sqlglot writes it back (no comments, one spacing): what changes
+    only when the query does (a fingerprint's SQL part)."""
+    return hashlib.sha256(query.sql(dialect=dialect(dialect_name), comments=False).encode()).hexdigest()
 
 
 def generate(query: exp.Expression, dialect_name: str) -> str:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,12 @@ def fingerprint(node: Node, normalized_sql: str) -> str:
     """The fingerprint of a node from its normalized compiled SQL (seeds: their file's checksum)."""
     config = {k: v for k, v in node.config.items() if k not in COSMETIC_CONFIG}
     body = node.checksum if node.resource_type == "seed" else normalized_sql
-    text = json.dumps([node.materialized, body, config], sort_keys=True, default=str)
+    text = _ENCODER.encode([node.materialized, body, config])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# What json.dumps(sort_keys=True, default=str) builds on every call: a third of a fingerprint's cost.
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
 @dataclass
@@ -84,7 +88,7 @@ class WarehouseState:
         self._ready = False
         self._changed = threading.Condition()  # guards the fields below
         self._queue: list[list[Any]] = []
-        self._not_recorded: dict[str, Exception] = {}  # unique id -> why its row was not written
+        self._failed: list[list[Any]] = []  # rows whose write failed, tried once more by flush()
         self._writer: threading.Thread | None = None
         self._stopping = False
 
@@ -121,7 +125,11 @@ class WarehouseState:
             self._changed.notify_all()
 
     def flush(self) -> dict[str, Exception]:
-        """Wait until every queued row is committed; unique id -> error for the rows that were not."""
+        """Wait until every queued row is committed; unique id -> error for the rows that were not.
+
+        Rows whose write failed are tried once more here: Ctrl-C cancels every statement running
+        on the warehouse, the state writer's too, and the nodes built before it must keep theirs.
+        """
         with self._changed:
             writer, self._stopping = self._writer, True
             self._changed.notify_all()
@@ -129,8 +137,14 @@ class WarehouseState:
             writer.join()
         with self._changed:
             self._writer, self._stopping = None, False
-            not_recorded, self._not_recorded = self._not_recorded, {}
-        return not_recorded
+            failed, self._failed = self._failed, []
+        if not failed:
+            return {}
+        try:
+            self._write(failed)
+        except Exception as exc:
+            return {row[1]: exc for row in failed}
+        return {}
 
     def _write_queued(self) -> None:
         while True:
@@ -142,9 +156,9 @@ class WarehouseState:
                 batch, self._queue = self._queue, []
             try:
                 self._write(batch)  # rows queued meanwhile make the next, larger batch
-            except Exception as exc:  # every row of the batch shares its fate
+            except Exception:  # every row of the batch shares its fate; flush() tries them again
                 with self._changed:
-                    self._not_recorded.update((row[1], exc) for row in batch)
+                    self._failed.extend(batch)
 
     def _write(self, rows: list[list[Any]]) -> None:
         """Replace the rows of these relations in one transaction (the table never holds two
@@ -301,9 +315,15 @@ class Comparison:
     manifest: dict[str, dict[str, Any]] | None = None  # by unique id (--state)
     relation_of: Callable[[str], str | None] = lambda uid: None
     checksum_of: Callable[[str], str | None] = lambda uid: None
+    _statuses: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def status(self, uid: str) -> str | None:
         """ "new", "modified", "unmodified", or None when the node has no state (sources)."""
+        if uid not in self._statuses:  # each selector of a command asks again for every node
+            self._statuses[uid] = self._status(uid)
+        return self._statuses[uid]
+
+    def _status(self, uid: str) -> str | None:
         current = self.fingerprint_of(uid)
         if current is None:
             return None

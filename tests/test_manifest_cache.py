@@ -8,6 +8,7 @@ Each test loads a real project twice and checks both that the second load skippe
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -215,3 +216,23 @@ def test_static_models_digests_are_remembered_for_the_same_inputs(make_project):
         remembered = compiler._checked.digests(session.manifest.inputs_key)
         assert set(remembered) == {"model.proj.a", "model.proj.b"}
         assert remembered["model.proj.b"] == compiler.sql_digest("model.proj.b")
+
+
+def test_a_file_is_read_again_when_its_size_or_time_changes(shop):
+    project = load_project(shop.root)
+    key = manifest_cache.inputs_key(project)
+    path = shop.root / "models" / "staging" / "stg_orders.sql"
+    # Same size, same modification time, other content, moments after the digest was taken:
+    # a timestamp cannot tell these apart, so a recent file is always read again.
+    stat = path.stat()
+    path.write_text(path.read_text().replace("2.5", "7.5"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert manifest_cache.inputs_key(project) != key
+    # An older file is trusted by size and time (as git does) until either changes.
+    old = stat.st_mtime_ns - 10_000_000_000
+    os.utime(path, ns=(old, old))
+    key = manifest_cache.inputs_key(project)
+    manifest_cache.inputs_key(project)  # its digest is now taken long after its modification
+    path.write_text(path.read_text() + "\n-- edited")
+    assert manifest_cache.inputs_key(project) != key

@@ -1,0 +1,78 @@
+"""Parsing many models on every core (parse_pool): the same results as parsing them one by one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sqlflow import commands, parse_pool, sql
+
+pytestmark = pytest.mark.skipif(not parse_pool.available(), reason="needs fork() and several cores")
+
+MODELS = parse_pool.MIN_QUERIES + 20  # enough for the compiler to use the pool
+
+
+def test_workers_return_what_a_parse_in_this_process_gives():
+    queries = [
+        ("select a.x from raw_orders as a join {s} as b on a.id = b.id -- note".format(s="main.b"), "duckdb"),
+        ("with t as (select 1 as x) select * from t, customers", "duckdb"),
+        ("select from where", "duckdb"),  # a syntax error: None, left to the compiler
+        ("select 1; select 2", "duckdb"),  # two statements: None too
+    ]
+    parsed = parse_pool.parse_many(queries, digests=True)
+    assert parsed[2] is None and parsed[3] is None
+    for (text, dialect), result in zip(queries[:2], parsed[:2], strict=True):
+        query = sql.parse(text, dialect)
+        tables = [t.name for t in sql.referenced_tables(query) if not t.db]
+        assert result == (tables, sql.normalized_digest(query, dialect))
+    assert parse_pool.parse_many(queries[:1]) == [(["raw_orders"], None)]
+
+
+def many_models(make_project):
+    files = {"models/base.sql": "select 1 as id, 'a' as name"}
+    for i in range(MODELS):
+        files[f"models/m{i:03d}.sql"] = (
+            f"{{{{ config(materialized='{'table' if i % 3 == 0 else 'view'}') }}}}\n"
+            f"select id, name, {i} as n -- model {i}\nfrom {{{{ ref('base') }}}}\nwhere id > {i % 5}\n"
+        )
+    return make_project(files)
+
+
+def test_a_cold_compile_through_the_pool_matches_one_without_it(make_project, monkeypatch):
+    project = many_models(make_project)
+    calls = []
+    parse_many = parse_pool.parse_many
+    monkeypatch.setattr(parse_pool, "parse_many", lambda *a, **k: calls.append(1) or parse_many(*a, **k))
+    assert project.cli("run").exit_code == 0
+    assert calls, "the pool was not used"
+    with_pool = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
+
+    monkeypatch.setattr(parse_pool, "available", lambda: False)
+    assert project.cli("clean").exit_code == 0
+    project.db_path.unlink()
+    assert project.cli("run").exit_code == 0
+    without = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
+    for uid, node in without.items():
+        assert with_pool[uid]["compiled_code"] == node["compiled_code"]
+        assert with_pool[uid]["sqlflow_fingerprint"] == node["sqlflow_fingerprint"]
+
+
+def test_a_syntax_error_found_in_a_worker_is_reported_with_its_file(make_project):
+    project = many_models(make_project)
+    project.write("models/m100.sql", "select (id, name from {{ ref('base') }}")
+    result = project.cli("compile")
+    assert result.exit_code == 2
+    assert "models/m100.sql" in result.output and "SQL syntax error" in result.output
+
+
+def test_digests_from_the_pool_are_the_ones_fingerprints_use(make_project):
+    project = many_models(make_project)
+    assert project.cli("run").exit_code == 0
+    with commands.open_session(project.root, use_cache=False) as session:
+        compiler = commands._compiler(session)
+        uid = "model.proj.m007"
+        node = session.manifest.nodes[uid]
+        rendered = compiler._render(node, [], incremental=False)
+        expected = sql.normalized_digest(sql.parse(rendered, "duckdb"), "duckdb")
+        assert compiler.sql_digest(uid) == expected
