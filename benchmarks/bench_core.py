@@ -145,15 +145,15 @@ def reset(project: Path, target: bool = False) -> None:
 # --- dbt ---------------------------------------------------------------------
 
 
-def setup_dbt_venv(venv: Path) -> Path | None:
+def setup_dbt_venv(venv: Path, requirements: list[str] = DBT_REQUIREMENTS) -> Path | None:
     """Create the throwaway dbt venv (reused when it already works); return the dbt executable."""
     dbt = venv / "bin" / "dbt"
     if dbt.exists() and subprocess.run([str(dbt), "--version"], capture_output=True).returncode == 0:
         return dbt
-    print(f"installing {' '.join(DBT_REQUIREMENTS)} into {venv} ...", flush=True)
+    print(f"installing {' '.join(requirements)} into {venv} ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     install = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", *DBT_REQUIREMENTS], capture_output=True, text=True
+        [str(venv / "bin" / "pip"), "install", "-q", *requirements], capture_output=True, text=True
     )
     if install.returncode != 0:
         print(f"dbt install failed:\n{install.stderr[-2000:]}", file=sys.stderr)
@@ -443,12 +443,13 @@ def markdown_section(rows: list[list[str]], versions: dict[str, str]) -> str:
     return "\n".join([*lines, SECTION_END, ""])
 
 
-def write_markdown(path: Path, section: str) -> None:
-    """Replace the previous bench_core section of the file, or append one."""
+def write_markdown(path: Path, section: str, start: str = SECTION_START, end: str = SECTION_END) -> None:
+    """Replace the file's section between the `start` and `end` markers (every benchmark script
+    has its own pair), or append it."""
     text = path.read_text() if path.exists() else ""
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + section.rstrip("\n") + rest.split(SECTION_END, 1)[1]
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section.rstrip("\n") + rest.split(end, 1)[1]
     else:
         text = (text.rstrip("\n") + "\n\n" if text else "") + section
     path.parent.mkdir(parents=True, exist_ok=True)

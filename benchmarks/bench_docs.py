@@ -254,14 +254,7 @@ def markdown_section(rows: list[tuple[str, str, str, str]], versions: dict[str, 
 
 
 def write_markdown(path: Path, section: str) -> None:
-    """Replace the previous bench_docs section of the file, or append one."""
-    text = path.read_text() if path.exists() else ""
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + section.rstrip("\n") + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    bench_core.write_markdown(path, section, SECTION_START, SECTION_END)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import bench_core  # the shared markdown section writer
 import duckdb
 
 REPO = Path(__file__).resolve().parent.parent
@@ -181,13 +182,7 @@ def markdown(table: list[list[str]], command: str, repeats: int) -> str:
 
 
 def write_markdown(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + section.rstrip("\n") + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    bench_core.write_markdown(path, section, SECTION_START, SECTION_END)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,22 +33,6 @@ SECTION_START, SECTION_END = "<!-- bench_postgres:start -->", "<!-- bench_postgr
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def setup_dbt_venv(venv: Path) -> Path | None:
-    """bench_core's venv recipe with dbt-postgres instead of dbt-duckdb."""
-    dbt = venv / "bin" / "dbt"
-    if dbt.exists() and subprocess.run([str(dbt), "--version"], capture_output=True).returncode == 0:
-        return dbt
-    print(f"installing {' '.join(DBT_REQUIREMENTS)} into {venv} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    install = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", *DBT_REQUIREMENTS], capture_output=True, text=True
-    )
-    if install.returncode != 0:
-        print(f"dbt install failed:\n{install.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return dbt
-
-
 def generate(workdir: Path, models: int, rows: int) -> Path:
     project = bench_core.generate_project(workdir, models, rows)
     for path in (project / "models").rglob("*.sql"):
@@ -103,7 +87,9 @@ def benchmark(args) -> tuple[list[bench_core.Measurement], dict[str, str]]:
     workdir, results = args.workdir, []
     logs = workdir / "logs"
     project = generate(workdir, args.models, args.rows)
-    dbt = None if args.skip_dbt else setup_dbt_venv(workdir / "dbt-postgres-venv")
+    dbt = (
+        None if args.skip_dbt else bench_core.setup_dbt_venv(workdir / "dbt-postgres-venv", DBT_REQUIREMENTS)
+    )
     sqlflow = bench_core.sqlflow_command()
     versions = {
         "python": platform.python_version(),
@@ -190,14 +176,7 @@ def main(argv=None) -> int:
         lines[table_at] = "| " + " | ".join(header) + " |"
         lines[table_at + 1] = "|" + " --- |" * len(header)
         text = "\n".join(lines) + "\n"
-        path = args.out
-        existing = path.read_text() if path.exists() else ""
-        if SECTION_START in existing and SECTION_END in existing:
-            before, rest = existing.split(SECTION_START, 1)
-            existing = before + text.rstrip("\n") + rest.split(SECTION_END, 1)[1]
-        else:
-            existing = (existing.rstrip("\n") + "\n\n" if existing else "") + text
-        path.write_text(existing)
+        bench_core.write_markdown(args.out, text, SECTION_START, SECTION_END)
     return 0 if all(r.status == "ok" for r in results) else 1
 
 

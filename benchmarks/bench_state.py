@@ -363,14 +363,7 @@ def markdown(commands_: list[dict], selectors: list[dict], versions: dict[str, s
 
 
 def write_markdown(path: Path, section: str) -> None:
-    """Replace the previous bench_state section of the file, or append one."""
-    text = path.read_text() if path.exists() else ""
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + section.rstrip("\n") + rest.split(SECTION_END, 1)[1]
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + section
-    path.write_text(text)
+    core.write_markdown(path, section, SECTION_START, SECTION_END)
 
 
 def main(argv: list[str] | None = None) -> int:
