@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,15 @@ from .runner import NodeResult, RunOutcome, now_iso
 MANIFEST_SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 RUN_RESULTS_SCHEMA = "https://schemas.getdbt.com/dbt/run-results/v6.json"
 SOURCES_SCHEMA = "https://schemas.getdbt.com/dbt/sources/v3.json"
+
+
+def write_pickle(path: Path, data: Any) -> None:
+    """A cache file, written whole or not at all (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        pickle.dump(data, handle, protocol=5)
+    os.replace(tmp, path)
 
 
 def write_text(path: Path, text: str, mask: Callable[[str], str] = str) -> None:

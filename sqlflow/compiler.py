@@ -6,6 +6,7 @@ Jinja or SQL error stops the run with file and line while the warehouse is untou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -671,11 +672,5 @@ class _CheckedSQL:
     def save(self) -> None:
         if not self.dirty:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as handle:
-                pickle.dump({"version": __version__, "entries": self.entries}, handle, protocol=5)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            artifacts.write_pickle(self.path, {"version": __version__, "entries": self.entries})

@@ -3,6 +3,7 @@ processes when there are many, with results cached in target/ between runs."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from . import __version__
+from . import __version__, artifacts
 from .catalog import SEED_FILE, WAREHOUSE, CatalogEntry
 from .compiler import CTE_PREFIX, CompiledNode
 from .lineage import ModelLineage, trace_query
@@ -222,14 +223,8 @@ class _LineageCache:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as handle:
-                pickle.dump({"version": __version__, "entries": self.entries}, handle, protocol=5)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            artifacts.write_pickle(self.path, {"version": __version__, "entries": self.entries})
 
 
 def trace_project(

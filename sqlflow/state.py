@@ -182,15 +182,7 @@ class WarehouseState:
     def _ensure(self) -> None:
         if self._ready:
             return
-        self.adapter.create_schema(STATE_RELATION.schema)
-        schema = exp.Schema(
-            this=STATE_RELATION.table(),
-            expressions=[
-                exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=exp.DataType.build(kind))
-                for name, kind in _COLUMNS
-            ],
-        )
-        self.adapter.execute(exp.Create(this=schema, kind="TABLE", exists=True))
+        create_state_table(self.adapter, STATE_RELATION, _COLUMNS)
         self._ready = True
 
 
@@ -255,16 +247,21 @@ class IntervalStore:
         with self._lock:  # concurrent CREATE TABLE IF NOT EXISTS conflict in DuckDB's catalog
             if self._ready:
                 return
-            self.adapter.create_schema(INTERVALS_RELATION.schema)
-            schema = exp.Schema(
-                this=INTERVALS_RELATION.table(),
-                expressions=[
-                    exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=exp.DataType.build(kind))
-                    for name, kind in _INTERVAL_COLUMNS
-                ],
-            )
-            self.adapter.execute(exp.Create(this=schema, kind="TABLE", exists=True))
+            create_state_table(self.adapter, INTERVALS_RELATION, _INTERVAL_COLUMNS)
             self._ready = True
+
+
+def create_state_table(adapter: Adapter, relation: Relation, columns: tuple[tuple[str, str], ...]) -> None:
+    """CREATE SCHEMA and TABLE IF NOT EXISTS for one of sqlflow's own state tables."""
+    adapter.create_schema(relation.schema)
+    schema = exp.Schema(
+        this=relation.table(),
+        expressions=[
+            exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=exp.DataType.build(kind))
+            for name, kind in columns
+        ],
+    )
+    adapter.execute(exp.Create(this=schema, kind="TABLE", exists=True))
 
 
 def relation_name(relation: Relation, dialect: str) -> str:
