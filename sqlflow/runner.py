@@ -84,7 +84,9 @@ def run_dag(
     # pool.submit) cannot lose track of a node that is running.
     lock = threading.Lock()
     in_flight: set[str] = set()
-    finished: queue.SimpleQueue[NodeResult] = queue.SimpleQueue()
+    # Not a SimpleQueue: on CPython 3.11 its get(timeout=...) blocks forever when a signal lands
+    # near the deadline, and the main thread, waiting here, never saw the Ctrl-C's cancel.
+    finished: queue.Queue[NodeResult] = queue.Queue()
     submitted = reported = 0
     interrupted = stopped = False
 
