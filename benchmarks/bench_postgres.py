@@ -66,6 +66,15 @@ def profiles(folder: Path, url: sa.URL, schema: str, threads: int, adapter_type:
 def drop_schema(url: sa.URL, schema: str) -> None:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
+        # Newest first and one at a time: one DROP SCHEMA of thousands of relations exhausts the
+        # server's lock table (max_locks_per_transaction).
+        for name, kind in connection.exec_driver_sql(
+            "select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind in ('r', 'v') order by c.oid desc",
+            (schema,),
+        ).fetchall():
+            kind_word = "view" if kind == "v" else "table"
+            connection.exec_driver_sql(f'drop {kind_word} if exists "{schema}"."{name}" cascade')
         connection.exec_driver_sql(f'drop schema if exists "{schema}" cascade')
         if connection.exec_driver_sql("select to_regclass('sqlflow_state.nodes') is not null").scalar():
             connection.exec_driver_sql(

@@ -119,16 +119,36 @@ def test_merge_before_postgres_15_is_a_delete_insert(pg_project, postgres):
 def test_views_reading_a_replaced_table_survive(pg_project, postgres):
     project = pg_project(
         {
-            "models/base.sql": "{{ config(materialized='table') }} select {{ var('n', 1) }} as n",
+            "models/base.sql": "{{ config(materialized='table') }} select {{ var('n', 1) }} as n {{ var('extra', '') }}",
             "models/reader.sql": "select n * 10 as n10 from {{ ref('base') }}",
             "models/reader_of_reader.sql": "select n10 + 1 as m from {{ ref('reader') }}",
         }
     )
     assert project.cli("run").exit_code == 0
-    # Only the table is rebuilt: PostgreSQL would drop the views with it; they are re-created.
+
+    def view_oids() -> set:
+        return {
+            row[0]
+            for row in postgres.query(
+                "select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = %s and c.relkind = 'v'",
+                postgres.schema,
+            )
+        }
+
+    views = view_oids()
+    # Only the table is rebuilt, with the same columns: its rows are replaced in place and the
+    # views reading it are not touched (a root model of a large project has thousands).
     result = project.cli("run", "-s", "base", "--vars", "{n: 5}")
     assert result.exit_code == 0, result.output
     assert postgres.scalar(f'select m from "{postgres.schema}"."reader_of_reader"') == 51
+    assert view_oids() == views
+    # New columns: the table is swapped, and the views PostgreSQL drops with it are re-created.
+    result = project.cli("run", "-s", "base", "--vars", "{n: 7, extra: ', 2 as two'}")
+    assert result.exit_code == 0, result.output
+    assert postgres.scalar(f'select m from "{postgres.schema}"."reader_of_reader"') == 71
+    assert len(view_oids()) == 2 and view_oids() != views
+    assert set(postgres.relations()) == {"base", "reader", "reader_of_reader"}
 
 
 def test_contract_types_compare_with_postgres_types(pg_project):

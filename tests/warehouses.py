@@ -118,6 +118,7 @@ def drop_postgres_schemas(engine: sa.Engine, prefix: str) -> None:
         for (name,) in connection.exec_driver_sql(
             "select nspname from pg_namespace where nspname like %s", (prefix + "%",)
         ).fetchall():
+            _drop_relations_one_by_one(connection, name)
             connection.exec_driver_sql(f'drop schema if exists "{name}" cascade')
         for table in ("nodes", "intervals"):
             exists = connection.exec_driver_sql(
@@ -127,6 +128,21 @@ def drop_postgres_schemas(engine: sa.Engine, prefix: str) -> None:
                 connection.exec_driver_sql(
                     f"delete from sqlflow_state.{table} where relation_name like %s", ('"' + prefix + "%",)
                 )
+
+
+def _drop_relations_one_by_one(connection: sa.Connection, schema: str) -> None:
+    """Dropping a schema of thousands of relations at once exhausts PostgreSQL's lock table
+    (max_locks_per_transaction): drop them first, newest first (a view is newer than what it reads)."""
+    rows = connection.exec_driver_sql(
+        "select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relkind in ('r', 'v') order by c.oid desc",
+        (schema,),
+    ).fetchall()
+    if len(rows) < 1000:
+        return
+    for name, kind in rows:
+        kind_word = "view" if kind == "v" else "table"
+        connection.exec_driver_sql(f'drop {kind_word} if exists "{schema}"."{name}" cascade')
 
 
 def sqlite_profiles(path: str = "warehouse.sqlite", **extra: Any) -> str:

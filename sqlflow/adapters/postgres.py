@@ -58,28 +58,37 @@ _QUERIES = {
         WHERE att.attrelid = TO_REGCLASS(:relation) AND att.attnum > 0 AND NOT att.attisdropped
         ORDER BY att.attnum
     """,
-    # Views reading the relation, directly or through other views, parents first.
+    # Views reading the relation, directly or through other views, parents first: a view is
+    # created after what it reads, so oid order will do (a walk keeping depths instead visits a
+    # view once per path to it, and a root of 5,000 models took seconds).
     "dependent_views": """
-        WITH RECURSIVE dependents(oid, depth) AS (
-          SELECT rewrite.ev_class, 1
+        WITH RECURSIVE dependents(oid) AS (
+          SELECT rewrite.ev_class
           FROM pg_depend AS dep JOIN pg_rewrite AS rewrite ON rewrite.oid = dep.objid
-          WHERE dep.classid = CAST('pg_rewrite' AS REGCLASS) AND dep.refobjid = TO_REGCLASS(:relation)
-            AND rewrite.ev_class <> dep.refobjid
+          WHERE dep.refclassid = CAST('pg_class' AS REGCLASS) AND dep.refobjid = TO_REGCLASS(:relation)
+            AND dep.classid = CAST('pg_rewrite' AS REGCLASS) AND rewrite.ev_class <> dep.refobjid
           UNION
-          SELECT rewrite.ev_class, dependents.depth + 1
+          SELECT rewrite.ev_class
           FROM dependents
-          JOIN pg_depend AS dep ON dep.refobjid = dependents.oid
+          JOIN pg_depend AS dep
+            ON dep.refclassid = CAST('pg_class' AS REGCLASS) AND dep.refobjid = dependents.oid
           JOIN pg_rewrite AS rewrite ON rewrite.oid = dep.objid
           WHERE dep.classid = CAST('pg_rewrite' AS REGCLASS) AND rewrite.ev_class <> dep.refobjid
-            AND dependents.depth < 100
         )
-        SELECT ns.nspname, cls.relname, PG_GET_VIEWDEF(cls.oid), MAX(dependents.depth) AS depth
+        SELECT ns.nspname, cls.relname, PG_GET_VIEWDEF(cls.oid)
         FROM dependents
         JOIN pg_class AS cls ON cls.oid = dependents.oid
         JOIN pg_namespace AS ns ON ns.oid = cls.relnamespace
         WHERE cls.relkind = 'v'
-        GROUP BY ns.nspname, cls.relname, cls.oid
-        ORDER BY depth, ns.nspname, cls.relname
+        ORDER BY cls.oid
+    """,
+    "has_dependent_views": """
+        SELECT EXISTS (
+          SELECT 1
+          FROM pg_depend AS dep JOIN pg_rewrite AS rewrite ON rewrite.oid = dep.objid
+          WHERE dep.refclassid = CAST('pg_class' AS REGCLASS) AND dep.refobjid = TO_REGCLASS(:relation)
+            AND dep.classid = CAST('pg_rewrite' AS REGCLASS) AND rewrite.ev_class <> dep.refobjid
+        )
     """,
     "view_definition": "SELECT PG_GET_VIEWDEF(TO_REGCLASS(:relation))",
     "functions": "SELECT DISTINCT LOWER(proname) FROM pg_proc",
@@ -216,29 +225,51 @@ class PostgresAdapter(SQLAlchemyAdapter):
     def swap(self, tmp: Relation, relation: Relation, existing_kind: str | None, kind: str) -> None:
         """Replace the old relation by the new one; views reading the old one keep working.
 
-        A view whose columns stay the same is replaced in place (CREATE OR REPLACE VIEW), which
-        leaves the views reading it untouched. Otherwise the old relation is dropped and the new
-        one renamed, and the views that read the old one are created again from their definitions.
+        A view whose columns stay the same is replaced in place (CREATE OR REPLACE VIEW), and so
+        is a table that views read: it is emptied and refilled from the new one. Neither touches
+        the views reading it, which a model near the root of a large project can have thousands
+        of (dropping and re-creating them in one transaction exhausts PostgreSQL's lock table).
+        Otherwise the old relation is dropped and the new one renamed, and the views that read
+        the old one are created again from their definitions.
         """
         if kind == "view" and existing_kind == "view" and self._replace_view(tmp, relation):
             return
         views = []
         if existing_kind:
-            # One such swap at a time per schema: two swaps dropping and re-creating the same view
-            # (one reading both relations) would otherwise deadlock. Held until commit.
-            self.execute(query("swap_lock", namespace=LOCK_NAMESPACE, key=_schema_key(relation.schema) ^ 1))
-            views = self.execute(
-                query("dependent_views", relation=relation.sql(self.dialect)), fetch=True
-            ).rows
+            if self._has_dependent_views(relation):
+                if kind == "table" and existing_kind == "table" and self._refill_table(tmp, relation):
+                    return
+                # One such swap at a time per schema: two swaps dropping and re-creating the same
+                # view (one reading both relations) would otherwise deadlock. Held until commit.
+                self.execute(
+                    query("swap_lock", namespace=LOCK_NAMESPACE, key=_schema_key(relation.schema) ^ 1)
+                )
+                views = self._dependent_views(relation)
             self.execute(drop(relation, existing_kind, cascade=bool(views)))
         self.execute(rename(tmp, relation.identifier, kind))
-        for schema, name, definition, _ in views:
+        for schema, name, definition in views:
             # A view that no longer fits (a column it reads is gone) stays dropped; its model rebuilds it.
             self._attempt(
                 exp.Create(
                     this=Relation(None, schema, name).table(), kind="VIEW", expression=_body(definition)
                 )
             )
+
+    def _dependent_views(self, relation: Relation) -> list[tuple[Any, ...]]:
+        return self.execute(query("dependent_views", relation=relation.sql(self.dialect)), fetch=True).rows
+
+    def _has_dependent_views(self, relation: Relation) -> bool:
+        result = self.execute(query("has_dependent_views", relation=relation.sql(self.dialect)), fetch=True)
+        return bool(result.rows[0][0])
+
+    def _refill_table(self, tmp: Relation, relation: Relation) -> bool:
+        """Replace a table's rows by `tmp`'s (views read it) when its columns stay the same."""
+        if self.columns(tmp) != self.columns(relation):
+            return False
+        self.execute(exp.TruncateTable(expressions=[relation.table()]))
+        self.execute(exp.insert(exp.select("*").from_(tmp.table()), relation.table()))
+        self.execute(drop(tmp, "table"))
+        return True
 
     def _replace_view(self, tmp: Relation, relation: Relation) -> bool:
         definition = self.execute(query("view_definition", relation=tmp.sql(self.dialect)), fetch=True).rows[
