@@ -29,6 +29,7 @@ from . import (
     unit_tests,
 )
 from .adapters import Adapter, adapter_for
+from .background import Background
 from .compiler import CompiledNode, Compiler
 from .errors import UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
@@ -65,6 +66,8 @@ class Session:
     manifest: Manifest
     graph: Graph
     on_event: EventHandler = ignore
+    # Writes done by child processes (target/compiled/, caches); waited for on close.
+    background: Background = field(default_factory=Background, repr=False)
     _adapter: Adapter | None = field(default=None, repr=False)
     _lock: RunLock | None = field(default=None, repr=False)
 
@@ -92,12 +95,17 @@ class Session:
             )
 
     def close(self) -> None:
-        if self._adapter is not None:
-            self._adapter.close()
-            self._adapter = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        if self.manifest.early_parse is not None:
+            self.manifest.early_parse.close()  # nothing compiled what it parsed
+        try:
+            self.background.wait()
+        finally:
+            if self._adapter is not None:
+                self._adapter.close()
+                self._adapter = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Session:
         return self
@@ -121,7 +129,12 @@ def open_session(
 ) -> Session:
     project = load_project(project_dir, profiles_dir=profiles_dir, target=target, vars=vars, threads=threads)
     manifest = load_manifest(project, use_cache=use_cache)
-    graph = Graph(manifest)
+    try:
+        graph = Graph(manifest)
+    except BaseException:
+        if manifest.early_parse is not None:
+            manifest.early_parse.close()
+        raise
     session = Session(project, manifest, graph, on_event)
     for warning in manifest.warnings:
         session.emit("warning", warning, "warning")
@@ -159,6 +172,7 @@ def _compiler(session: Session, *, full_refresh: bool = False, connect: bool = T
     )
     return Compiler(
         session.manifest,
+        background=session.background,
         target_dialect=adapter.dialect,
         existing=adapter.list_relations() if connect else {},
         key=adapter.key,

@@ -11,7 +11,6 @@ import hashlib
 import os
 import pickle
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from sqlglot import exp
 
 from . import __version__, artifacts, data_tests, parse_pool, sql, unit_tests
+from .background import Background
 from .errors import CompilationError, UserError
 from .jinja import RenderContext, base_context, parse_program, render
 from .manifest import ConfigAccessor, Manifest, make_var, target_context
@@ -59,6 +59,7 @@ class Compiler:
         full_refresh: bool = False,
         transpiler: Transpiler | None = None,
         unbuildable: Callable[[Node], tuple[str, str] | None] | None = None,
+        background: Background | None = None,
     ) -> None:
         self.manifest = manifest
         # What the warehouse cannot build as configured (Adapter.unbuildable): a compile error.
@@ -89,9 +90,9 @@ class Compiler:
             execute=True,
         )
         self._checked = _CheckedSQL(self.project.target_path)
-        self._writer: ThreadPoolExecutor | None = None
-        self._writes: list[Future[None]] = []
-        self._unwritten: list[tuple[str, str]] = []  # (path, content) not yet handed to the writer
+        self.background = background
+        self._unwritten: list[tuple[str, str]] = []  # (path, content) to write at finish()
+        self._batches = 0
         self._handed: set[str] = set()  # paths written, or being written, by this compiler
 
     # ------------------------------------------------------------------ public
@@ -115,39 +116,29 @@ class Compiler:
         return compiled
 
     def finish(self) -> None:
-        """Wait for the compiled files to be written and save the cache."""
-        self._hand_over_writes()
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
-            for write in self._writes:
-                write.result()  # re-raise a failed write here
-            self._writes.clear()
+        """Write the compiled files (target/compiled/): in a child process with a `background`
+        (the caller waits for it), else here. Save the cache."""
+        self._start_writes()
         self._checked.save()
 
-    def write_compiled(self, node: Node, text: str) -> None:
-        """Write target/compiled/ for a model, skipping files whose content is unchanged.
+    def _start_writes(self) -> None:
+        files, self._unwritten = self._unwritten, []
+        if not files:
+            return
+        if self.background is None:
+            artifacts.write_files(files)
+        else:
+            self._batches += 1
+            self.background.start(f"target/compiled ({self._batches})", lambda: artifacts.write_files(files))
 
-        Writes go to a thread, in batches: creating thousands of files is slow on some disks and
-        would otherwise stall compiling, which only needs the CPU; one task per file cost more in
-        handing the GIL back and forth than the writes themselves (docs/benchmarks.md).
-        """
+    def write_compiled(self, node: Node, text: str) -> None:
+        """Write target/compiled/ for a model (at finish()), skipping files whose content is unchanged."""
         path, content, digest = artifacts.compiled_file(self.manifest, node, text)
         if digest == self._checked.written(node.unique_id) and (path in self._handed or os.path.exists(path)):
             return
         self._handed.add(path)
         self._unwritten.append((path, content))
         self._checked.record_written(node.unique_id, digest)
-        if len(self._unwritten) >= 500:
-            self._hand_over_writes()
-
-    def _hand_over_writes(self) -> None:
-        if not self._unwritten:
-            return
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlflow-write")
-        self._writes.append(self._writer.submit(artifacts.write_files, self._unwritten))
-        self._unwritten = []
 
     def sql_digest(self, uid: str) -> str:
         """A digest of the node's SQL as sqlglot writes it back (no comments, one spacing), rendered
@@ -239,6 +230,7 @@ class Compiler:
         (ephemerals, their readers, transpiling) are left to compile()."""
         nodes = self.manifest.nodes
         pending: dict[tuple[str, str], None] = {}
+        fresh: list[tuple[str, str, bool]] = []  # (uid, rendered, incremental) not remembered
         # Renders from the last command on the same inputs (see _depends_only_on_inputs): for an
         # unchanged project they replace rendering and looking up every model.
         remembered = self._checked.renders(self.manifest.inputs_key)
@@ -264,22 +256,23 @@ class Compiler:
                     pending[(rendered, dialect)] = None
                 continue
             rendered = self._rendered[uid] = self._render(node, [])
+            fresh.append((uid, rendered, incremental))
+        # Their compiled files are known now: a child writes them while they are checked.
+        for uid, rendered, _ in fresh:
+            self.write_compiled(nodes[uid], sql.body(rendered))
+        self._start_writes()
+        for uid, rendered, incremental in fresh:
+            dialect = self.target_dialect
             tables = self._checked.get(rendered, dialect)
+            if tables is None and not incremental:
+                tables = self._parsed_early(uid, rendered)
             if tables is None or (digests and self._checked.normalized(rendered, dialect) is None):
                 pending[(rendered, dialect)] = None
-            elif _depends_only_on_inputs(program):
+            elif _depends_only_on_inputs(nodes[uid].program):
                 self._checked.remember_render(self.manifest.inputs_key, uid, (incremental, rendered, tables))
         if len(pending) < parse_pool.MIN_QUERIES or not parse_pool.available():
             return
-
-        def write_while_parsing() -> None:
-            # What compile() would write for these models, written by a thread while the workers
-            # parse: creating thousands of files takes about as long as parsing them.
-            for uid, rendered in self._rendered.items():
-                self.write_compiled(nodes[uid], sql.body(rendered))
-            self._hand_over_writes()
-
-        parsed = parse_pool.parse_many(list(pending), digests=digests, while_parsing=write_while_parsing)
+        parsed = parse_pool.parse_many(list(pending), digests=digests)
         for (text, dialect), result in zip(pending, parsed, strict=True):
             if result is None:
                 continue  # a query that does not parse is reported by compile()
@@ -292,6 +285,19 @@ class Compiler:
             if tables is not None and uid not in remembered and _depends_only_on_inputs(nodes[uid].program):
                 render = (self.is_incremental(nodes[uid]), rendered, tables)
                 self._checked.remember_render(self.manifest.inputs_key, uid, render)
+
+    def _parsed_early(self, uid: str, rendered: str) -> list[str] | None:
+        """The bare tables `rendered` reads, from the parse of the same SQL (relations named by
+        placeholders) that the loader started (manifest.early_parse); None if there is none."""
+        early = self.manifest.early_parse
+        if early is None or early.dialect != self.target_dialect:
+            return None
+        parsed = early.results().get(uid)
+        if parsed is None:
+            return None
+        tables = [self.project.secrets.mask(t) for t in parsed[0]]
+        self._checked.put(rendered, self.target_dialect, tables)
+        return tables
 
     def _compile_model(self, node: Node) -> CompiledNode:
         ephemeral_refs: list[str] = []

@@ -22,9 +22,10 @@ from typing import Any
 
 import jinja2
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 
-from . import __version__, data_tests, manifest_cache, snapshots, unit_tests
+from . import __version__, data_tests, manifest_cache, parse_pool, snapshots, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import (
     MacroLibrary,
@@ -86,6 +87,8 @@ class Manifest:
     warnings: list[str] = field(default_factory=list)
     # The digest of every input of the load (manifest_cache.inputs_key); None without caches.
     inputs_key: str | None = None
+    # New models' SQL being parsed while the project loaded (a cold load); the compiler takes it.
+    early_parse: parse_pool.EarlyParse | None = None
 
     def by_name(self) -> dict[str, Node]:
         """Nodes that `ref()` can name (tests cannot be referenced)."""
@@ -108,12 +111,16 @@ def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
         loader = _Loader(project, use_cache=True)
         manifest = loader.load()
         env_reads = loader.env_reads
+        # Written here, while the early parse (if any) still runs on the other cores: done in a
+        # forked child instead, pickling copied every page of the parent's heap.
         manifest_cache.write(
             project,
             manifest_cache.Snapshot(
                 key, manifest.nodes, manifest.sources, manifest.macros, list(manifest.warnings), env_reads
             ),
         )
+        assert loader.cache is not None
+        loader.cache.save()
     manifest.inputs_key = manifest_cache.loaded_key(key, env_reads)
     return manifest
 
@@ -129,6 +136,8 @@ class _Loader:
         self.invocation_id = str(uuid.uuid4())
         self._folders: dict[Path, list[str]] = {}
         self.env_reads: dict[str, str | None] = {}  # every env_var() the load read, with its value
+        self.early_parse = parse_pool.EarlyParse(project.dialect)
+        self._placeholders = _placeholder_context(project)
 
     # ----------------------------------------------------------------- orchestration
 
@@ -149,6 +158,13 @@ class _Loader:
         )
 
     def load(self) -> Manifest:
+        try:
+            return self._load()
+        except BaseException:
+            self.early_parse.close()
+            raise
+
+    def _load(self) -> Manifest:
         project = self.project
         macros = self._load_macros()
         properties = self._load_properties()
@@ -191,12 +207,11 @@ class _Loader:
             invocation_id=self.invocation_id,
             run_started_at=self.run_started_at,
             warnings=self.warnings,
+            early_parse=self.early_parse,
         )
         for node in nodes.values():
             node.relation = self._relation(node, manifest)
         _resolve_dependencies(manifest, disabled=set(seen) - {n.name for n in nodes.values()})
-        if self.cache:
-            self.cache.save()
         return manifest
 
     def _add_test(self, node: Node, tests: dict[str, Node]) -> None:
@@ -392,6 +407,8 @@ class _Loader:
                 loaded if program.needs_load_render and not reads_secret else None,
             )
         config = merge_config(config, file_config)
+        if resource_type == "model" and cached is None:
+            self._parse_early(f"model.{project.name}.{name}", program)
         if resource_type == "model":
             _check_config(config, path)
             _check_contract(name, config, entry, patch_path, path, project.dialect)
@@ -428,6 +445,17 @@ class _Loader:
             program=program,
             line=line,
         )
+
+    def _parse_early(self, unique_id: str, program: Program) -> None:
+        """Hand a new model's SQL to the early parse, relations named by placeholders (a name
+        never changes whether a query parses); is_incremental() is false in it."""
+        if program.segments is None or program.needs_load_render or _reads_env(program.segments):
+            return
+        try:
+            sql = render(program, self.env, self._placeholders)  # type: ignore[arg-type]
+        except UserError:
+            return  # e.g. an undefined var: compiling reports it
+        self.early_parse.add(unique_id, sql)
 
     def _snapshot_nodes(self, properties: dict[str, Any]) -> list[Node]:
         """Snapshots from `{% snapshot %}` blocks in snapshots/, and from YAML entries with `relation:`."""
@@ -788,6 +816,41 @@ class _Loader:
             schema = default_schema_name(project, custom_schema)
             identifier = alias or node.name
         return Relation(node.config.get("database"), str(schema).strip(), str(identifier).strip())
+
+
+def _placeholder_context(project: Project) -> dict[str, Any]:
+    """What a static program reads, relations named `"__sqlflow__"."<name>"` (see _parse_early)."""
+    dialect = Dialect.get_or_raise(project.dialect)
+    start, end = dialect.IDENTIFIER_START, dialect.IDENTIFIER_END
+
+    def quote(name: str) -> str:
+        # Pasted, not generated: sqlglot's generator cost more than the rest of loading a model.
+        if end in name or "\\" in name:
+            return exp.to_identifier(name, quoted=True).sql(dialect)
+        return start + name + end
+
+    def placeholder(name: str) -> str:
+        return quote("__sqlflow__") + "." + quote(name)
+
+    return {
+        "ref": lambda *args, **_: placeholder(str(args[-1])) if args else "",
+        "source": lambda source_name, table_name: placeholder(f"{source_name}.{table_name}"),
+        "config": lambda *args, **kwargs: "",
+        "var": make_var(project.vars, project.settings_path.name),
+        "this": placeholder("this"),
+        "is_incremental": lambda: False,
+    }
+
+
+def _reads_env(segments: list[Any]) -> bool:
+    for segment in segments:
+        if isinstance(segment, str) or segment[0] == "this":
+            continue
+        if segment[0] == "call" and segment[1] == "env_var":
+            return True
+        if segment[0] == "if_incremental" and (_reads_env(segment[1]) or _reads_env(segment[2])):
+            return True
+    return False
 
 
 def default_schema_name(project: Project, custom_schema: str | None) -> str:

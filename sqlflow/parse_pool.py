@@ -13,8 +13,8 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from . import sql
 
@@ -39,11 +39,9 @@ def parse_many(
     queries: Sequence[tuple[str, str]],
     *,
     digests: bool = False,
-    while_parsing: Callable[[], None] = lambda: None,
 ) -> list[Parsed | None]:
     """For each (sql, dialect): what it parses to (see Parsed), or None where it is not exactly
-    one query that parses. Parsed on up to MAX_WORKERS processes; `while_parsing` runs here once
-    they are started (after the fork, so threads it starts are not forked mid-work)."""
+    one query that parses. Parsed on up to MAX_WORKERS processes."""
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     # Several chunks per worker, so that a slow chunk does not leave the other cores idle.
     size = max(1, -(-len(queries) // (workers * 4)))
@@ -53,9 +51,72 @@ def parse_many(
     sys.stderr.flush()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts) as pool:
-        results = pool.map(_parse_chunk, chunks, [digests] * len(chunks))  # forks the workers
-        while_parsing()
+        results = pool.map(_parse_chunk, chunks, [digests] * len(chunks))
         return [parsed for chunk in results for parsed in chunk]
+
+
+class EarlyParse:
+    """Parses queries on the other cores while the caller goes on producing them.
+
+    The loader hands over each new model's SQL as it reads the model (with placeholder relation
+    names: the real ones are known only once every model is loaded), so that a cold compile
+    parses while it loads instead of after. Nothing starts before MIN_QUERIES queries came in:
+    a load that found few new models costs no process.
+    """
+
+    CHUNK = 200
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self._buffer: list[tuple[str, str]] = []  # (key, sql) not yet sent
+        self._keys: list[list[str]] = []
+        self._futures: list[Future[list[Parsed | None]]] = []
+        self._pool: ProcessPoolExecutor | None = None
+        self._count = 0
+        self._results: dict[str, Parsed | None] | None = None
+
+    def add(self, key: str, sql: str) -> None:
+        self._buffer.append((key, sql))
+        self._count += 1
+        if self._count >= MIN_QUERIES and len(self._buffer) >= self.CHUNK:
+            self._send()
+
+    def results(self) -> dict[str, Parsed | None]:
+        """What each key's query parsed to (see Parsed); keys given too few to be worth a pool
+        are absent. Waits for the workers, then stops them."""
+        if self._results is None:
+            if self._count >= MIN_QUERIES:
+                self._send()
+            try:
+                self._results = {
+                    key: parsed
+                    for keys, future in zip(self._keys, self._futures, strict=True)
+                    for key, parsed in zip(keys, future.result(), strict=True)
+                }
+            finally:
+                self.close()
+        return self._results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._buffer.clear()
+
+    def _send(self) -> None:
+        if not self._buffer or not available():
+            return
+        if self._pool is None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # One core is the loader's: the others parse.
+            workers = max(1, min((os.cpu_count() or 1) - 1, MAX_WORKERS))
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+        self._keys.append([key for key, _ in self._buffer])
+        queries = [(sql, self.dialect) for _, sql in self._buffer]
+        self._futures.append(self._pool.submit(_parse_chunk, queries, False))
+        self._buffer = []
 
 
 def _ignore_interrupts() -> None:
