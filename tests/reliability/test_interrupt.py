@@ -12,10 +12,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from test_kill import sqlflow
 from warehouses import Postgres
 from warehouses import postgres as postgres  # a fixture
 
@@ -68,28 +68,12 @@ def interruptible(request, make_project):
 
 
 def run_argv(project, variables: dict) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "sqlflow.cli",
-        "run",
-        "--threads",
-        "1",
-        "--vars",
-        json.dumps(variables),
-        "--log-format",
-        "json",
-        "--project-dir",
-        str(project.root),
-    ]
+    return [*sqlflow(project, "run", variables), "--threads", "1"]
 
 
-def test_ctrl_c_cancels_the_running_query_and_exits_130_within_2_s(interruptible):
-    project, contents, running_queries = interruptible
-    first = subprocess.run(run_argv(project, FAST), capture_output=True, text=True, timeout=120)
-    assert first.returncode == 0, first.stdout + first.stderr
-    before = contents("slow")
-
+def interrupt_slow(project, signals: int = 1) -> tuple[int, float, list[dict], str, datetime.datetime]:
+    """Run with the slow vars, send `signals` SIGINTs once `slow` runs: (exit code, seconds from
+    the first signal to the exit, the JSON events, stderr, when the first signal was sent)."""
     process = subprocess.Popen(
         run_argv(project, SLOW),
         stdout=subprocess.PIPE,
@@ -111,7 +95,9 @@ def test_ctrl_c_cancels_the_running_query_and_exits_130_within_2_s(interruptible
         assert process.poll() is None
         signalled_at = datetime.datetime.now(datetime.timezone.utc)
         sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
+        for _ in range(signals):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.05)
         code = process.wait(timeout=60)
         elapsed = time.monotonic() - sent
         rest, stderr = process.communicate(timeout=10)
@@ -119,7 +105,16 @@ def test_ctrl_c_cancels_the_running_query_and_exits_130_within_2_s(interruptible
         if process.poll() is None:
             process.kill()
             process.wait()
-    events += [json.loads(line) for line in rest.splitlines()]
+    return code, elapsed, events + [json.loads(line) for line in rest.splitlines()], stderr, signalled_at
+
+
+def test_ctrl_c_cancels_the_running_query_and_exits_130_within_2_s(interruptible):
+    project, contents, running_queries = interruptible
+    first = subprocess.run(run_argv(project, FAST), capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = contents("slow")
+
+    code, elapsed, events, stderr, signalled_at = interrupt_slow(project)
 
     assert code == 130, stderr
     assert elapsed < EXIT_BOUND_SECONDS, f"exited {elapsed:.2f} s after the signal"
@@ -159,30 +154,7 @@ def test_ctrl_c_cancels_the_running_query_and_exits_130_within_2_s(interruptible
 
 def test_a_second_ctrl_c_forces_the_exit(make_project):
     project = make_project(files("duckdb"))
-    process = subprocess.Popen(
-        run_argv(project, SLOW),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        for line in process.stdout:  # type: ignore[union-attr]
-            event = json.loads(line)
-            if event["event"] == "node_started" and event["data"]["name"] == "slow":
-                break
-        time.sleep(0.5)
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=60)
-        elapsed = time.monotonic() - sent
-        _, stderr = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    code, elapsed, _, stderr, _ = interrupt_slow(project, signals=2)
     assert code == 130 and elapsed < EXIT_BOUND_SECONDS, (code, elapsed, stderr)
     assert "Traceback" not in stderr
     assert not any(
