@@ -76,3 +76,43 @@ def test_digests_from_the_pool_are_the_ones_fingerprints_use(make_project):
         rendered = compiler._render(node, [], incremental=False)
         expected = sql.normalized_digest(sql.parse(rendered, "duckdb"), "duckdb")
         assert compiler.sql_digest(uid) == expected
+
+
+def test_early_parse_returns_each_keys_parse_and_starts_nothing_for_a_few():
+    early = parse_pool.EarlyParse("duckdb")
+    for i in range(parse_pool.MIN_QUERIES + 50):
+        early.add(f"m{i}", f'select x from "__sqlflow__"."a" join raw_{i} using (x)')
+    early.add("broken", "select (x from t")
+    results = early.results()
+    assert len(results) == parse_pool.MIN_QUERIES + 51
+    assert results["broken"] is None
+    assert results["m7"] == (["raw_7"], None)
+    assert early.results() is results  # asked again, the same answer, no new work
+
+    few = parse_pool.EarlyParse("duckdb")
+    few.add("m", "select 1")
+    assert few.results() == {} and few._pool is None
+
+
+def test_a_cold_compile_validates_while_loading(make_project, monkeypatch):
+    project = many_models(make_project)
+    # A model reading another model by its bare name: the warning must survive the early parse.
+    project.write("models/m050.sql", "select id from m001")
+    calls = []
+    parse_many = parse_pool.parse_many
+    monkeypatch.setattr(parse_pool, "parse_many", lambda *a, **k: calls.append(1) or parse_many(*a, **k))
+    result = project.cli("compile")
+    assert result.exit_code == 0, result.output
+    assert calls == [], "everything new was parsed while loading"
+    assert "m050" in result.output and "m001" in result.output  # the bare-name warning
+    early = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
+
+    monkeypatch.setattr(parse_pool, "available", lambda: False)
+    assert project.cli("clean").exit_code == 0
+    assert project.cli("compile").exit_code == 0
+    late = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
+    assert {uid: n["compiled_code"] for uid, n in early.items()} == {
+        uid: n["compiled_code"] for uid, n in late.items()
+    }
+    compiled = project.root / "target" / "compiled" / "proj" / "models" / "m007.sql"
+    assert 'from "main"."base"' in compiled.read_text()
