@@ -1,9 +1,9 @@
 """Writes that nothing in this process waits for, done by forked children while it goes on.
 
-A cold compile of 5,000 models creates 5,000 files in target/compiled/ (kernel time that varies
-from 0.15 to 0.7 s on the same disk) and pickles its caches (CPU time): in a thread, either would
-fight the main thread for the GIL, and done in line they were a third of the compile. A child
-process forked after the work is known writes it on another core; `wait()` before relying on it.
+A cold compile of 5,000 models creates 5,000 files in target/compiled/: kernel time that varied
+from 0.15 to 1.6 s on one disk. In a thread, the writes fought the main thread for the GIL; done
+in line, they were a third of the compile. A child process forked once the files' contents are
+known writes them on another core; `wait()` before relying on them.
 
 Only on Linux (where parse_pool forks too); elsewhere the work runs in line.
 """
@@ -20,12 +20,10 @@ from .errors import UserError
 
 class Background:
     def __init__(self) -> None:
-        self._children: dict[str, tuple[int, int]] = {}  # name -> (pid, read end of its error pipe)
+        self._children: list[tuple[str, int, int]] = []  # (what, pid, read end of its error pipe)
 
-    def start(self, name: str, work: Callable[[], None]) -> None:
-        """Run `work` in a child; another job of the same name (the same file) is waited for first,
-        so that the last one started is the one that lands."""
-        self._wait_for(name)
+    def start(self, what: str, work: Callable[[], None]) -> None:
+        """Run `work` in a child process; `what` names it in an error."""
         if not sys.platform.startswith("linux"):
             work()
             return
@@ -44,26 +42,17 @@ class Background:
                 code = 1
             os._exit(code)
         os.close(writer)
-        self._children[name] = (pid, reader)
+        self._children.append((what, pid, reader))
 
     def wait(self) -> None:
         """Wait for every child; a failed one is a UserError with its message."""
+        children, self._children = self._children, []
         failures = []
-        for name in list(self._children):
-            failure = self._wait_for(name)
-            if failure:
-                failures.append(failure)
+        for what, pid, reader in children:
+            with os.fdopen(reader, "rb") as pipe:
+                message = pipe.read().decode(errors="replace")
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                failures.append(f"writing {what} failed: {message or 'the writer process died'}")
         if failures:
             raise UserError(failures[0], hint="check that target/ can be written (space, permissions)")
-
-    def _wait_for(self, name: str) -> str | None:
-        child = self._children.pop(name, None)
-        if child is None:
-            return None
-        pid, reader = child
-        with os.fdopen(reader, "rb") as pipe:
-            message = pipe.read().decode(errors="replace")
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            return f"writing {name} failed: {message or 'the writer process died'}"
-        return None

@@ -66,7 +66,7 @@ class Session:
     manifest: Manifest
     graph: Graph
     on_event: EventHandler = ignore
-    # Writes done by child processes (target/compiled/, caches); waited for on close.
+    # Writes done by child processes (target/compiled/); waited for on close.
     background: Background = field(default_factory=Background, repr=False)
     _adapter: Adapter | None = field(default=None, repr=False)
     _lock: RunLock | None = field(default=None, repr=False)

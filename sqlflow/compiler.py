@@ -46,6 +46,10 @@ class CompiledNode:
     dialect: str | None = None  # the project's, which contract data types are written in
 
 
+# Fewer compiled files than this are written in line: forking a writer costs more than they do.
+BACKGROUND_WRITES = 200
+
+
 class Compiler:
     """Compiles nodes for one target, given which relations already exist there."""
 
@@ -92,7 +96,6 @@ class Compiler:
         self._checked = _CheckedSQL(self.project.target_path)
         self.background = background
         self._unwritten: list[tuple[str, str]] = []  # (path, content) to write at finish()
-        self._batches = 0
         self._handed: set[str] = set()  # paths written, or being written, by this compiler
 
     # ------------------------------------------------------------------ public
@@ -125,11 +128,10 @@ class Compiler:
         files, self._unwritten = self._unwritten, []
         if not files:
             return
-        if self.background is None:
+        if self.background is None or len(files) < BACKGROUND_WRITES:
             artifacts.write_files(files)
         else:
-            self._batches += 1
-            self.background.start(f"target/compiled ({self._batches})", lambda: artifacts.write_files(files))
+            self.background.start("target/compiled/", lambda: artifacts.write_files(files))
 
     def write_compiled(self, node: Node, text: str) -> None:
         """Write target/compiled/ for a model (at finish()), skipping files whose content is unchanged."""
@@ -261,8 +263,8 @@ class Compiler:
         for uid, rendered, _ in fresh:
             self.write_compiled(nodes[uid], sql.body(rendered))
         self._start_writes()
+        dialect = self.target_dialect
         for uid, rendered, incremental in fresh:
-            dialect = self.target_dialect
             tables = self._checked.get(rendered, dialect)
             if tables is None and not incremental:
                 tables = self._parsed_early(uid, rendered)
