@@ -69,7 +69,10 @@ def run_series(label: str, project: Path, runs: int, workdir: Path, after_run) -
         "median_again": statistics.median(seconds[1:]) if runs > 1 else None,
         "peak_mb": max(peaks),
         "state_rows": sorted(set(states)),
-        "connections": max(c for c in connections if c is not None) if any(connections) else 0,
+        # Only PostgreSQL has connections to count (DuckDB runs inside the process).
+        "connections": max(c for c in connections if c is not None)
+        if any(c is not None for c in connections)
+        else None,
     }
 
 
@@ -128,7 +131,7 @@ def markdown(results: list[dict], models: int, command: str) -> str:
         again = "-" if r["median_again"] is None else f"{r['median_again']:.2f}"
         lines.append(
             f"| {r['warehouse']} | {models} | {r['runs']} | {r['first']:.2f} | {again} | {r['peak_mb']:.0f} "
-            f"| {', '.join(map(str, r['state_rows']))} | {r['connections']} |"
+            f"| {', '.join(map(str, r['state_rows']))} | {'-' if r['connections'] is None else r['connections']} |"
         )
     return "\n".join([*lines, SECTION_END, ""])
 
@@ -163,6 +166,7 @@ def main(argv=None) -> int:
             ("--models", args.models, 5000),
             ("--runs", args.runs, 20),
             ("--warehouse", args.warehouse, "both"),
+            ("--workdir", args.workdir, bench_core.REPO / "benchmarks" / ".work"),
         )
         if value != default
     )
