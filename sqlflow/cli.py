@@ -27,7 +27,8 @@ from . import __version__, artifacts, commands, scaffold, selection
 from .errors import UserError
 from .events import ConsoleReporter, EventHandler, JsonReporter
 from .microbatch import Backfill
-from .project import find_settings, load_yaml, parse_vars
+from .project import find_settings, parse_vars
+from .yaml_lines import load_yaml
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 

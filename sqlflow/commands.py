@@ -48,9 +48,10 @@ from .materializations import (
 )
 from .microbatch import Backfill, Batch, Intervals, MicrobatchConfig, complete, event_time_expression, plan
 from .nodes import Node
-from .project import Project, line_of, load_project, load_yaml
+from .project import Project, load_project
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
 from .transpile import Transpiler
+from .yaml_lines import line_of, load_yaml
 
 if TYPE_CHECKING:
     import networkx as nx

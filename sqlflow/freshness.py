@@ -29,8 +29,8 @@ from . import artifacts, sql
 from .errors import UserError, WarehouseError
 from .events import node_finished, node_started
 from .nodes import Source
-from .project import line_of
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
+from .yaml_lines import line_of
 
 if TYPE_CHECKING:
     from .commands import Session

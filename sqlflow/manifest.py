@@ -51,7 +51,8 @@ from .nodes import (
     merge_config,
     partition_columns,
 )
-from .project import SECRET_ENV_MARKERS, Project, iter_files, line_of, load_yaml, make_env_var, make_var
+from .project import SECRET_ENV_MARKERS, Project, iter_files, make_env_var, make_var
+from .yaml_lines import line_of, load_yaml
 
 PROPERTIES_SUFFIXES = (".yml", ".yaml")
 KNOWN_RESOURCE_KEYS = {

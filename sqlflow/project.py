@@ -19,76 +19,13 @@ import jinja2
 import yaml
 
 from .errors import UserError
+from .yaml_lines import LineDict, line_of, load_yaml
 
 SETTINGS_FILES = ("sqlflow.yml", "dbt_project.yml")
 SECRET_FIELD_NAMES = ("password", "token", "secret", "private_key", "pass")
 SECRET_ENV_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
 # Values rendered later, in the context of a node (dbt defers these too).
 DEFERRED_KEYS = {"pre-hook", "post-hook", "+pre-hook", "+post-hook", "pre_hook", "post_hook"}
-
-
-# --------------------------------------------------------------------------- YAML
-
-
-class LineDict(dict):
-    """A mapping that remembers the line it starts on and the line of each key."""
-
-    line: int | None = None
-    key_lines: dict[Any, int]
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
-    mapping = LineDict()
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        # Keys are names (folders, settings): keep `off:` or `yes:` as written, not as booleans.
-        if not isinstance(key_node, yaml.ScalarNode):
-            # `{{ x }}: ...` unquoted is a mapping used as a key: never what was meant.
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                "a key must be a plain name, not a list or mapping (quote Jinja)",
-                key_node.start_mark,
-            )
-        key = key_node.value
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = key_node.start_mark.line + 1
-    return mapping
-
-
-class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    pass
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_yaml(path: Path, text: str | None = None) -> Any:
-    """Parse a YAML file; mappings are `LineDict`s. A syntax error names the file and line."""
-    if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot read {path}: {exc.strerror}", path=path) from exc
-    try:
-        return yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(
-            f"invalid YAML: {problem}",
-            path=path,
-            line=mark.line + 1 if mark else None,
-            hint="check indentation and quoting near that line",
-        ) from exc
-
-
-def line_of(mapping: Any, key: Any = None) -> int | None:
-    if isinstance(mapping, LineDict):
-        return mapping.key_lines.get(key, mapping.line) if key is not None else mapping.line
-    return None
 
 
 # --------------------------------------------------------------------------- env_var / vars

@@ -24,8 +24,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from .errors import UserError
-from .project import line_of
 from .sql import inline_ctes
+from .yaml_lines import line_of
 
 FORMATS = ("dict", "csv", "sql")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
