@@ -259,10 +259,6 @@ class Compiler:
                 continue
             rendered = self._rendered[uid] = self._render(node, [])
             fresh.append((uid, rendered, incremental))
-        # Their compiled files are known now: a child writes them while they are checked.
-        for uid, rendered, _ in fresh:
-            self.write_compiled(nodes[uid], sql.body(rendered))
-        self._start_writes()
         dialect = self.target_dialect
         for uid, rendered, incremental in fresh:
             tables = self._checked.get(rendered, dialect)
@@ -272,6 +268,11 @@ class Compiler:
                 pending[(rendered, dialect)] = None
             elif _depends_only_on_inputs(nodes[uid].program):
                 self._checked.remember_render(self.manifest.inputs_key, uid, (incremental, rendered, tables))
+        # Their compiled files are known now: a child writes them while the rest is compiled (not
+        # sooner: during the parse, both cores are busy).
+        for uid, rendered, _ in fresh:
+            self.write_compiled(nodes[uid], sql.body(rendered))
+        self._start_writes()
         if len(pending) < parse_pool.MIN_QUERIES or not parse_pool.available():
             return
         parsed = parse_pool.parse_many(list(pending), digests=digests)

@@ -168,12 +168,14 @@ class _Loader:
     def _load(self) -> Manifest:
         project = self.project
         macros = self._load_macros()
+        # Models' templates first: the early parse of their SQL starts while the YAML is read.
+        models = [(path, self._parse_file(path)) for path in iter_files(project.model_paths, (".sql",))]
         properties = self._load_properties()
         sources = self._build_sources(properties)
         nodes: dict[str, Node] = {}
         seen: dict[str, Path] = {}
-        for path in iter_files(project.model_paths, (".sql",)):
-            node = self._model_node(path, properties)
+        for path, parsed in models:
+            node = self._model_node(path, properties, parsed=parsed)
             self._check_unique(node, seen)
             if node.config.get("enabled", True) is not False:
                 nodes[node.unique_id] = node
@@ -354,16 +356,28 @@ class _Loader:
 
     # ----------------------------------------------------------------- models and seeds
 
+    def _parse_file(self, path: Path) -> _ParsedFile:
+        """A model file's text and template, from the parse cache where unchanged; a new one's SQL
+        goes to the early parse."""
+        raw = _read(path)
+        cached = self.cache.program(path, raw, self.macros.digest) if self.cache else None
+        if cached is not None:
+            return _ParsedFile(raw, *cached)
+        program = parse_program(self.env, raw, path)
+        self._parse_early(f"model.{self.project.name}.{path.stem}", program)
+        return _ParsedFile(raw, program, None)
+
     def _model_node(
         self,
         path: Path,
         properties: dict[str, Any],
         resource_type: str = "model",
         block: tuple[str, str, int] | None = None,
+        parsed: _ParsedFile | None = None,
     ) -> Node:
         """A node from a SQL file: a model, a singular test, or one `{% snapshot %}` block (`block`)."""
         project = self.project
-        name, raw, line = block if block else (path.stem, _read(path), None)
+        name, raw, line = block if block else (path.stem, parsed.raw if parsed else _read(path), None)
         rel = project.relpath(path)
         base_paths = {
             "model": project.model_paths,
@@ -374,10 +388,11 @@ class _Loader:
         fqn = [project.name, *folders, name]
         # A file holds several snapshot blocks; the cache keeps one program per file.
         cache = self.cache if block is None else None
-        cached = cache.program(path, raw, self.macros.digest) if cache else None
-        program, loaded = cached if cached else (None, None)
-        if program is None:
-            program = parse_program(self.env, raw, path)
+        if parsed is not None:
+            program, loaded = parsed.program, parsed.loaded
+        else:
+            hit = cache.program(path, raw, self.macros.digest) if cache else None
+            program, loaded = hit if hit else (parse_program(self.env, raw, path), None)
         # dbt matches settings config by fqn: folders, then the model's own name.
         folder_config = _folder_config(self._settings_tree(resource_type), project.name, [*folders, name])
         entry, patch_path = (
@@ -408,8 +423,6 @@ class _Loader:
                 loaded if program.needs_load_render and not reads_secret else None,
             )
         config = merge_config(config, file_config)
-        if resource_type == "model" and cached is None:
-            self._parse_early(f"model.{project.name}.{name}", program)
         if resource_type == "model":
             _check_config(config, path)
             _check_contract(name, config, entry, patch_path, path, project.dialect)
@@ -1173,6 +1186,13 @@ def target_context(project: Project) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- parse cache
+
+
+@dataclass
+class _ParsedFile:
+    raw: str
+    program: Program
+    loaded: Any  # the load render's result from the parse cache (refs, sources, config, env reads)
 
 
 class _ParseCache:

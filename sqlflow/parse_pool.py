@@ -64,12 +64,12 @@ class EarlyParse:
     a load that found few new models costs no process.
     """
 
-    CHUNK = 200
+    CHUNK = 100
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         self._buffer: list[tuple[str, str]] = []  # (key, sql) not yet sent
-        self._keys: list[list[str]] = []
+        self._chunks: list[tuple[list[str], list[tuple[str, str]]]] = []  # (keys, queries) sent
         self._futures: list[Future[list[Parsed | None]]] = []
         self._pool: ProcessPoolExecutor | None = None
         self._count = 0
@@ -83,15 +83,23 @@ class EarlyParse:
 
     def results(self) -> dict[str, Parsed | None]:
         """What each key's query parsed to (see Parsed); keys given too few to be worth a pool
-        are absent. Waits for the workers, then stops them."""
+        are absent. Parses chunks no worker has started yet here, waits for the others, then
+        stops the workers."""
         if self._results is None:
             if self._count >= MIN_QUERIES:
                 self._send()
             try:
+                parsed: list[list[Parsed | None] | None] = [None] * len(self._futures)
+                # The caller has nothing else to do: it takes chunks from the back of the queue
+                # while the workers work through the front.
+                for index in reversed(range(len(self._futures))):
+                    if not self._futures[index].cancel():
+                        break
+                    parsed[index] = _parse_chunk(self._chunks[index][1], False)
                 self._results = {
-                    key: parsed
-                    for keys, future in zip(self._keys, self._futures, strict=True)
-                    for key, parsed in zip(keys, future.result(), strict=True)
+                    key: result
+                    for (keys, _), future, done in zip(self._chunks, self._futures, parsed, strict=True)
+                    for key, result in zip(keys, done if done is not None else future.result(), strict=True)
                 }
             finally:
                 self.close()
@@ -113,8 +121,8 @@ class EarlyParse:
             workers = max(1, min((os.cpu_count() or 1) - 1, MAX_WORKERS))
             context = multiprocessing.get_context("fork")
             self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
-        self._keys.append([key for key, _ in self._buffer])
         queries = [(sql, self.dialect) for _, sql in self._buffer]
+        self._chunks.append(([key for key, _ in self._buffer], queries))
         self._futures.append(self._pool.submit(_parse_chunk, queries, False))
         self._buffer = []
 

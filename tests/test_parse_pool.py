@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -92,6 +94,33 @@ def test_early_parse_returns_each_keys_parse_and_starts_nothing_for_a_few():
     few = parse_pool.EarlyParse("duckdb")
     few.add("m", "select 1")
     assert few.results() == {} and few._pool is None
+
+
+_PARENT: list[int] = []
+_IN_PARENT: list[int] = []
+_parse_chunk = parse_pool._parse_chunk
+
+
+def _slow_in_workers(chunk, digests):
+    if os.getpid() in _PARENT:
+        _IN_PARENT.append(len(chunk))
+    else:
+        time.sleep(0.05)  # the forked workers inherit this: they fall behind
+    return _parse_chunk(chunk, digests)
+
+
+def test_early_parse_results_take_the_chunks_no_worker_started(monkeypatch):
+    _PARENT[:] = [os.getpid()]
+    _IN_PARENT.clear()
+    monkeypatch.setattr(parse_pool, "_parse_chunk", _slow_in_workers)
+    early = parse_pool.EarlyParse("duckdb")
+    count = parse_pool.EarlyParse.CHUNK * 20
+    for i in range(count):
+        early.add(f"m{i}", f"select x from raw_{i}")
+    results = early.results()
+    assert _IN_PARENT, "the caller parsed no chunk itself"
+    assert sum(_IN_PARENT) < count, "the workers parsed no chunk"
+    assert results == {f"m{i}": ([f"raw_{i}"], None) for i in range(count)}
 
 
 def test_a_cold_compile_validates_while_loading(make_project, monkeypatch):
