@@ -99,6 +99,7 @@ class Session:
         if self.manifest.early_parse is not None:
             self.manifest.early_parse.close()  # nothing compiled what it parsed
         try:
+            self.manifest.save_caches()  # when no compile did
             self.background.wait()
         finally:
             if self._adapter is not None:

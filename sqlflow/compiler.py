@@ -126,12 +126,19 @@ class Compiler:
 
     def _start_writes(self) -> None:
         files, self._unwritten = self._unwritten, []
-        if not files:
-            return
         if self.background is None or len(files) < BACKGROUND_WRITES:
             artifacts.write_files(files)
-        else:
-            self.background.start("target/compiled/", lambda: artifacts.write_files(files))
+            self.manifest.save_caches(self.background)
+            return
+        # One child writes both: the load caches are the larger half of a cold compile's writes.
+        save, self.manifest.unsaved_caches = self.manifest.unsaved_caches, None
+
+        def write() -> None:
+            artifacts.write_files(files)
+            if save is not None:
+                save()
+
+        self.background.start("target/", write)
 
     def write_compiled(self, node: Node, text: str) -> None:
         """Write target/compiled/ for a model (at finish()), skipping files whose content is unchanged."""
@@ -268,13 +275,19 @@ class Compiler:
                 pending[(rendered, dialect)] = None
             elif _depends_only_on_inputs(nodes[uid].program):
                 self._checked.remember_render(self.manifest.inputs_key, uid, (incremental, rendered, tables))
-        # Their compiled files are known now: a child writes them while the rest is compiled (not
-        # sooner: during the parse, both cores are busy).
+        self._parse_on_every_core(pending, remembered, digests)
+        # Their compiled files are known now: a child writes them (and the load caches) while the
+        # rest is compiled; not sooner, while both cores parse.
         for uid, rendered, _ in fresh:
             self.write_compiled(nodes[uid], sql.body(rendered))
         self._start_writes()
+
+    def _parse_on_every_core(
+        self, pending: dict[tuple[str, str], None], remembered: dict[str, Any], digests: bool
+    ) -> None:
         if len(pending) < parse_pool.MIN_QUERIES or not parse_pool.available():
             return
+        nodes = self.manifest.nodes
         parsed = parse_pool.parse_many(list(pending), digests=digests)
         for (text, dialect), result in zip(pending, parsed, strict=True):
             if result is None:

@@ -16,9 +16,10 @@ import os
 import pickle
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from sqlglot import exp
@@ -53,6 +54,9 @@ from .nodes import (
 )
 from .project import SECRET_ENV_MARKERS, Project, iter_files, make_env_var, make_var
 from .yaml_lines import line_of, load_yaml
+
+if TYPE_CHECKING:
+    from .background import Background
 
 PROPERTIES_SUFFIXES = (".yml", ".yaml")
 KNOWN_RESOURCE_KEYS = {
@@ -90,6 +94,21 @@ class Manifest:
     inputs_key: str | None = None
     # New models' SQL being parsed while the project loaded (a cold load); the compiler takes it.
     early_parse: parse_pool.EarlyParse | None = None
+    # Writing the load caches for the next command, not done yet (see save_caches).
+    unsaved_caches: Callable[[], None] | None = field(default=None, repr=False)
+
+    def save_caches(self, background: Background | None = None) -> None:
+        """Write the load caches a cold load left to write, in a `background` child if given.
+
+        Deferred so that a cold compile writes them once both cores are free, beside the
+        compiled files, rather than on the path of its parse."""
+        save, self.unsaved_caches = self.unsaved_caches, None
+        if save is None:
+            return
+        if background is None:
+            save()
+        else:
+            background.start("the load caches in target/", save)
 
     def by_name(self) -> dict[str, Node]:
         """Nodes that `ref()` can name (tests cannot be referenced)."""
@@ -100,7 +119,8 @@ class Manifest:
 
 
 def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
-    """Load the project's nodes, from the whole-project cache when none of its inputs changed."""
+    """Load the project's nodes, from the whole-project cache when none of its inputs changed.
+    What a cold load would cache is written by `Manifest.save_caches()`."""
     if not use_cache:
         return _Loader(project, use_cache=False).load()
     key = manifest_cache.inputs_key(project)
@@ -112,16 +132,17 @@ def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
         loader = _Loader(project, use_cache=True)
         manifest = loader.load()
         env_reads = loader.env_reads
-        # Written here, while the early parse (if any) still runs on the other cores: done in a
-        # forked child instead, pickling copied every page of the parent's heap.
-        manifest_cache.write(
-            project,
-            manifest_cache.Snapshot(
-                key, manifest.nodes, manifest.sources, manifest.macros, list(manifest.warnings), env_reads
-            ),
+        snapshot = manifest_cache.Snapshot(
+            key, manifest.nodes, manifest.sources, manifest.macros, list(manifest.warnings), env_reads
         )
-        assert loader.cache is not None
-        loader.cache.save()
+        parse_cache = loader.cache
+        assert parse_cache is not None
+
+        def save() -> None:
+            manifest_cache.write(project, snapshot)
+            parse_cache.save()
+
+        manifest.unsaved_caches = save
     manifest.inputs_key = manifest_cache.loaded_key(key, env_reads)
     return manifest
 

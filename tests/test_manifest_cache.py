@@ -42,7 +42,9 @@ def shop(make_project):
 
 
 def load(project):
-    return load_manifest(load_project(project.root))
+    manifest = load_manifest(load_project(project.root))
+    manifest.save_caches()
+    return manifest
 
 
 def refuse_full_load(monkeypatch):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sqlflow import commands, parse_pool, sql
+from sqlflow import commands, manifest, parse_pool, sql
 
 pytestmark = pytest.mark.skipif(not parse_pool.available(), reason="needs fork() and several cores")
 
@@ -145,3 +145,15 @@ def test_a_cold_compile_validates_while_loading(make_project, monkeypatch):
     }
     compiled = project.root / "target" / "compiled" / "proj" / "models" / "m007.sql"
     assert 'from "main"."base"' in compiled.read_text()
+
+
+def test_the_caches_written_beside_the_compiled_files_serve_the_next_command(make_project, monkeypatch):
+    project = many_models(make_project)
+    assert project.cli("compile").exit_code == 0
+    target = project.root / "target"
+    assert len(list((target / "compiled" / "proj" / "models").glob("*.sql"))) == MODELS + 1
+    monkeypatch.setattr(
+        manifest._Loader, "load", lambda self: pytest.fail("loaded again, not from the cache")
+    )
+    result = project.cli("compile")
+    assert result.exit_code == 0, result.output

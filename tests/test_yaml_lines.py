@@ -81,7 +81,7 @@ def _same(events: object, full: object) -> None:
             _same(events[key], full[key])  # type: ignore[index]
     elif isinstance(full, list):
         assert len(events) == len(full)  # type: ignore[arg-type]
-        for a, b in zip(events, full):  # type: ignore[call-overload]
+        for a, b in zip(events, full, strict=True):  # type: ignore[call-overload]
             _same(a, b)
     else:
         assert events == full
