@@ -123,13 +123,14 @@ def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
     What a cold load would cache is written by `Manifest.save_caches()`."""
     if not use_cache:
         return _Loader(project, use_cache=False).load()
-    key = manifest_cache.inputs_key(project)
+    sql_read: dict[str, bytes] = {}
+    key = manifest_cache.inputs_key(project, sql_read)
     snapshot = manifest_cache.read(project, key)
     if snapshot is not None:
         manifest = _Loader(project, use_cache=False).restore(snapshot)
         env_reads = snapshot.env_reads
     else:
-        loader = _Loader(project, use_cache=True)
+        loader = _Loader(project, use_cache=True, sql_read=sql_read)
         manifest = loader.load()
         env_reads = loader.env_reads
         snapshot = manifest_cache.Snapshot(
@@ -148,8 +149,11 @@ def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
 
 
 class _Loader:
-    def __init__(self, project: Project, *, use_cache: bool) -> None:
+    def __init__(
+        self, project: Project, *, use_cache: bool, sql_read: dict[str, bytes] | None = None
+    ) -> None:
         self.project = project
+        self._sql_read = sql_read or {}  # files computing the cache key read: not read again
         self.env = make_environment()
         self.macros = MacroLibrary(self.env)
         self.warnings: list[str] = []
@@ -162,6 +166,17 @@ class _Loader:
         self._placeholders = _placeholder_context(project)
 
     # ----------------------------------------------------------------- orchestration
+
+    def _read(self, path: Path) -> str:
+        content = self._sql_read.pop(str(path), None)
+        if content is None:
+            return _read(path)
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"file is not UTF-8 text: {exc}", path=path, hint="save it as UTF-8") from exc
+        # As read_text() reads: universal newlines.
+        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
     def restore(self, snapshot: manifest_cache.Snapshot) -> Manifest:
         """The manifest of a whole-project cache hit; only the macros are read again (rendering
@@ -276,7 +291,7 @@ class _Loader:
         macros = {}
         folders = self.project.macro_paths + [folder / "generic" for folder in self.project.test_paths]
         for path in iter_files(folders, (".sql",)):
-            source = _read(path)
+            source = self._read(path)
             for name, line in self.macros.add_file(path, source):
                 uid = f"macro.{self.project.name}.{name}"
                 macros[uid] = Macro(uid, name, path, self.project.relpath(path), source, line)
@@ -380,7 +395,7 @@ class _Loader:
     def _parse_file(self, path: Path) -> _ParsedFile:
         """A model file's text and template, from the parse cache where unchanged; a new one's SQL
         goes to the early parse."""
-        raw = _read(path)
+        raw = self._read(path)
         cached = self.cache.program(path, raw, self.macros.digest) if self.cache else None
         if cached is not None:
             return _ParsedFile(raw, *cached)
@@ -398,7 +413,7 @@ class _Loader:
     ) -> Node:
         """A node from a SQL file: a model, a singular test, or one `{% snapshot %}` block (`block`)."""
         project = self.project
-        name, raw, line = block if block else (path.stem, parsed.raw if parsed else _read(path), None)
+        name, raw, line = block if block else (path.stem, parsed.raw if parsed else self._read(path), None)
         rel = project.relpath(path)
         base_paths = {
             "model": project.model_paths,
@@ -496,7 +511,7 @@ class _Loader:
         """Snapshots from `{% snapshot %}` blocks in snapshots/, and from YAML entries with `relation:`."""
         found = []
         for path in iter_files(self.project.snapshot_paths, (".sql",)):
-            blocks = snapshot_blocks(_read(path))
+            blocks = snapshot_blocks(self._read(path))
             if not blocks:
                 raise UserError(
                     "no snapshot in this file",

@@ -48,8 +48,11 @@ class Snapshot:
     code: dict[str, bytes] = field(default_factory=dict)  # unique id -> marshalled Jinja code
 
 
-def inputs_key(project: Project) -> str:
-    """The digest of everything a load of `project` depends on (see the module docstring)."""
+def inputs_key(project: Project, sql_read: dict[str, bytes] | None = None) -> str:
+    """The digest of everything a load of `project` depends on (see the module docstring).
+
+    The SQL files it had to read are kept in `sql_read` (path -> content), if given: a load
+    that follows would read them again."""
     target = project.target
     context = _stable_text(
         [
@@ -77,8 +80,9 @@ def inputs_key(project: Project) -> str:
     table_path = project.target_path / FILE_DIGESTS
     known = _read_file_digests(table_path)
     now, current = time.time_ns(), {}
+    keep = sql_read if sql_read is not None else {}
     for path in _files(folders):
-        current[path] = _file_digest(path, known.get(path))
+        current[path] = _file_digest(path, known.get(path), keep if path.endswith(".sql") else None)
         digest.update(f"\0{path}\0".encode() + current[path][2])
     # Written again when a file changed, and while recent digests still wait to be trusted.
     if len(current) != len(known) or any(
@@ -95,15 +99,21 @@ _RACY_NS = 2_000_000_000
 FileDigest = tuple[int, int, bytes]  # size, modification time (ns), blake2b of the content
 
 
-def _file_digest(path: str, known: tuple[int, int, bytes, int] | None) -> FileDigest:
+def _file_digest(
+    path: str, known: tuple[int, int, bytes, int] | None, keep: dict[str, bytes] | None
+) -> FileDigest:
     """A file's digest, read again only when its size or modification time changed since the
-    digest was taken (reading and hashing every file was most of computing the key)."""
+    digest was taken (reading and hashing every file was most of computing the key); what is
+    read is kept in `keep`."""
     try:
         stat = os.stat(path)
         if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns) and known[3]:
             return known[:3]
         with open(path, "rb") as handle:
-            return stat.st_size, stat.st_mtime_ns, hashlib.blake2b(handle.read(), digest_size=16).digest()
+            content = handle.read()
+        if keep is not None:
+            keep[path] = content
+        return stat.st_size, stat.st_mtime_ns, hashlib.blake2b(content, digest_size=16).digest()
     except OSError:
         return -1, -1, b"unreadable"  # the load reports it; the key only has to differ
 

@@ -238,3 +238,17 @@ def test_a_file_is_read_again_when_its_size_or_time_changes(shop):
     manifest_cache.inputs_key(project)  # its digest is now taken long after its modification
     path.write_text(path.read_text() + "\n-- edited")
     assert manifest_cache.inputs_key(project) != key
+
+
+def test_models_read_while_computing_the_key_are_not_read_again(shop, monkeypatch):
+    # A Windows line ending and a non-ASCII character: what read_text() makes of them.
+    (shop.root / "models" / "crlf.sql").write_bytes("select 'café' as x\r\nfrom (select 1)\r\n".encode())
+    reads = []
+    read = manifest_module._read
+    monkeypatch.setattr(manifest_module, "_read", lambda path: reads.append(path) or read(path))
+    manifest = load(shop)
+    assert [p for p in reads if p.suffix == ".sql" and "models" in p.parts] == []
+    crlf = manifest.nodes["model.proj.crlf"]
+    assert crlf.raw_code == (shop.root / "models" / "crlf.sql").read_text(encoding="utf-8")
+    assert crlf.raw_code == "select 'café' as x\nfrom (select 1)\n"
+    assert manifest.nodes == load_manifest(load_project(shop.root), use_cache=False).nodes

@@ -664,3 +664,10 @@ def test_sql_syntax_errors_do_not_show_parser_internals(make_project):
     assert "models/a.sql:3" in result.output
     assert "<Token" not in result.output
     assert "TokenType" not in result.output
+
+
+def test_a_model_file_that_is_not_utf8_names_the_file(make_project):
+    project = make_project({"models/a.sql": "select 1 as x"})
+    (project.root / "models" / "latin.sql").write_bytes("select 'caf\xe9' as x".encode("latin-1"))
+    for args in (["compile"], ["compile", "--no-cache"]):
+        assert_user_error(project.cli(*args), "models/latin.sql", "not UTF-8", "save it as UTF-8")
