@@ -48,14 +48,13 @@ from .materializations import (
 )
 from .microbatch import Backfill, Batch, Intervals, MicrobatchConfig, complete, event_time_expression, plan
 from .nodes import Node
+from .plan import execution_plan
 from .project import Project, load_project
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
 from .transpile import Transpiler
 from .yaml_lines import line_of, load_yaml
 
 if TYPE_CHECKING:
-    import networkx as nx
-
     from . import docs_site
 
 
@@ -406,7 +405,7 @@ def run(
         session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
 
     try:
-        if not executable:  # e.g. state:modified+ with nothing modified: no scheduler (nor networkx)
+        if not executable:  # e.g. state:modified+ with nothing modified: no scheduler
             outcome = RunOutcome([], 0.0)
         else:
             outcome = run_dag(
@@ -643,57 +642,6 @@ def source_freshness(
     outcome = freshness.run(session, uids, select=select, output=output, cancel=cancel)
     _emit_summary(session, outcome)
     return outcome
-
-
-def execution_plan(graph: Graph, uids: Sequence[str], *, tests_block_children: bool = False) -> nx.DiGraph:
-    """The DAG among `uids`, with dependencies through ephemeral or unselected nodes collapsed.
-
-    With `tests_block_children` (build), a node also waits for the tests of its parents: dbt's
-    rule is that a test blocks a node when every node the test reads is upstream of that node.
-    """
-    import networkx as nx  # imported here: 80 ms that commands which run nothing do not pay
-
-    chosen = set(uids)
-    plan = nx.DiGraph()
-    plan.add_nodes_from(uids)
-    for uid in uids:
-        if graph.resource(uid).resource_type == "unit_test":
-            # A unit test reads nothing built: it runs before its model, and a failure stops it.
-            if graph.resource(uid).attached_node in chosen:
-                plan.add_edge(uid, graph.resource(uid).attached_node)
-            continue
-        stack = list(graph.parents(uid))
-        seen: set[str] = set()
-        while stack:
-            parent = stack.pop()
-            if parent in seen:
-                continue
-            seen.add(parent)
-            if parent in chosen:
-                plan.add_edge(parent, uid)
-            elif getattr(graph.resource(parent), "is_ephemeral", False):
-                stack.extend(graph.parents(parent))
-    if tests_block_children:
-        _add_test_edges(graph, plan)
-    return plan
-
-
-def _add_test_edges(graph: Graph, plan: nx.DiGraph) -> None:
-    import networkx as nx
-
-    ancestors: dict[str, set[str]] = {}
-    for test in [u for u in plan if graph.resource(u).resource_type == "test"]:
-        tested = set(plan.predecessors(test))
-        for parent in tested:
-            for child in list(plan.successors(parent)):
-                if child == test or graph.resource(child).resource_type == "test":
-                    continue
-                if len(tested) > 1:
-                    if child not in ancestors:
-                        ancestors[child] = nx.ancestors(plan, child)
-                    if not tested <= ancestors[child]:
-                        continue
-                plan.add_edge(test, child)
 
 
 # on_retry(node, attempt, attempts, error, delay): `attempt` of `attempts` failed; next in `delay` s.

@@ -29,6 +29,7 @@ from . import artifacts, sql
 from .errors import UserError, WarehouseError
 from .events import node_finished, node_started
 from .nodes import Source
+from .plan import Plan
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
 from .yaml_lines import line_of
 
@@ -398,12 +399,8 @@ def run(
             report(result)
             return result
 
-        import networkx as nx  # imported here: 80 ms that commands which run nothing do not pay
-
-        plan_graph = nx.DiGraph()
-        plan_graph.add_nodes_from(by_uid)  # no edges: every check is independent
         outcome = run_dag(
-            plan_graph,
+            Plan(by_uid),  # no edges: every check is independent
             work,
             threads=session.project.target.threads,
             on_skip=report,

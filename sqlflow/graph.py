@@ -8,7 +8,7 @@ networkx costs a tenth of a second that commands such as `ls` and `compile` do n
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, ItemsView, Iterable, Iterator
+from collections.abc import Callable, Collection, ItemsView, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -34,19 +34,8 @@ class Graph:
         self._position = {uid: i for i, uid in enumerate(self._order)}
 
     def _topological_order(self) -> list[str]:
-        """Kahn's algorithm, always taking the smallest ready id: the order is stable across runs."""
-        waiting = {uid: len(parents) for uid, parents in self._parents.items()}
-        ready = [uid for uid, count in waiting.items() if count == 0]
-        heapq.heapify(ready)
-        order = []
-        while ready:
-            uid = heapq.heappop(ready)
-            order.append(uid)
-            for child in self._children[uid]:
-                waiting[child] -= 1
-                if waiting[child] == 0:
-                    heapq.heappush(ready, child)
-        if len(order) < len(waiting):
+        order = kahn_order(self._parents, self._children)
+        if len(order) < len(self._parents):
             self._raise_cycle()
         return order
 
@@ -96,11 +85,11 @@ class Graph:
 
     def upstream(self, uids: Iterable[str], depth: int | None = None) -> set[str]:
         """`uids` and every ancestor of any of them at most `depth` edges away (None: any)."""
-        return _reach(uids, depth, self._parents.__getitem__)
+        return reach(uids, depth, self._parents.__getitem__)
 
     def downstream(self, uids: Iterable[str], depth: int | None = None) -> set[str]:
         """`uids` and every descendant of any of them at most `depth` edges away (None: any)."""
-        return _reach(uids, depth, self._children.__getitem__)
+        return reach(uids, depth, self._children.__getitem__)
 
     def topological(self, subset: Iterable[str] | None = None) -> list[str]:
         """Unique ids in dependency order (ties broken by id, so the order is stable)."""
@@ -126,7 +115,24 @@ class Graph:
         return self.dag.subgraph(subset)
 
 
-def _reach(uids: Iterable[str], depth: int | None, step: Callable[[str], list[str]]) -> set[str]:
+def kahn_order(parents: Mapping[str, Collection[str]], children: Mapping[str, Iterable[str]]) -> list[str]:
+    """Kahn's algorithm, always taking the smallest ready id, so the order is stable across runs;
+    shorter than `parents` when there is a cycle."""
+    waiting = {uid: len(ups) for uid, ups in parents.items()}
+    ready = [uid for uid, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        uid = heapq.heappop(ready)
+        order.append(uid)
+        for child in children[uid]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, child)
+    return order
+
+
+def reach(uids: Iterable[str], depth: int | None, step: Callable[[str], Iterable[str]]) -> set[str]:
     # One breadth-first search from all starting points at once: the union of one search per
     # starting point, in time linear in what is reached (a per-node search is quadratic on
     # `tag:x+` over thousands of nodes).

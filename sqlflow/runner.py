@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import networkx as nx
+    from .plan import Plan
 
 
 @dataclass
@@ -55,7 +55,7 @@ def now_iso() -> str:
 
 
 def run_dag(
-    plan: nx.DiGraph,
+    plan: Plan,
     work: Callable[[str], NodeResult],
     *,
     threads: int,
@@ -70,13 +70,12 @@ def run_dag(
     called until every node in flight has returned (a cancel can land between two statements
     and be lost, so it is repeated).
     """
-    import networkx as nx  # imported here: 80 ms that commands which run nothing do not pay
-
     started = time.perf_counter()
     cancel = cancel or threading.Event()
-    remaining = {uid: plan.in_degree(uid) for uid in plan}
-    priority = _critical_path_lengths(plan)
-    order = {uid: i for i, uid in enumerate(nx.lexicographical_topological_sort(plan))}
+    remaining = {uid: len(plan.parents(uid)) for uid in plan}
+    topological = plan.topological()
+    priority = _critical_path_lengths(plan, topological)
+    order = {uid: i for i, uid in enumerate(topological)}
     ready = [(-priority[uid], order[uid], uid) for uid, count in remaining.items() if count == 0]
     heapq.heapify(ready)
     results: dict[str, NodeResult] = {}
@@ -118,7 +117,7 @@ def run_dag(
         nonlocal stopped
         results[result.unique_id] = result
         if result.failed:
-            for child in nx.descendants(plan, result.unique_id):
+            for child in plan.descendants(result.unique_id):
                 if child not in results:
                     results[child] = NodeResult(
                         child, "skipped", f"skipped: upstream {result.unique_id} failed"
@@ -126,7 +125,7 @@ def run_dag(
                     if on_skip:
                         on_skip(results[child])
             stopped = stopped or fail_fast
-        for child in plan.successors(result.unique_id):
+        for child in plan.children(result.unique_id):
             remaining[child] -= 1
             if remaining[child] == 0 and child not in results:
                 heapq.heappush(ready, (-priority[child], order[child], child))
@@ -168,10 +167,8 @@ def run_dag(
     return RunOutcome(ordered, time.perf_counter() - started, interrupted)
 
 
-def _critical_path_lengths(plan: nx.DiGraph) -> dict[str, int]:
-    import networkx as nx
-
+def _critical_path_lengths(plan: Plan, topological: list[str]) -> dict[str, int]:
     lengths: dict[str, int] = {}
-    for uid in reversed(list(nx.topological_sort(plan))):
-        lengths[uid] = 1 + max((lengths[c] for c in plan.successors(uid)), default=0)
+    for uid in reversed(topological):
+        lengths[uid] = 1 + max((lengths[c] for c in plan.children(uid)), default=0)
     return lengths

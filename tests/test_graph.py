@@ -9,11 +9,13 @@ from pathlib import PurePosixPath
 from types import SimpleNamespace
 
 import networkx as nx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sqlflow import selection
 from sqlflow.graph import Graph
+from sqlflow.plan import Plan
 
 
 @st.composite
@@ -61,6 +63,33 @@ def test_reach_and_order_match_networkx(data):
     assert set(graph.dag.edges) == set(dag.edges)
 
 
+@settings(max_examples=200, deadline=None, database=None)
+@given(data=st.data())
+def test_the_execution_plan_matches_networkx(data):
+    dag = data.draw(dags(), label="dag")
+    plan = Plan(dag.nodes)
+    for parent, child in dag.edges:
+        plan.add_edge(parent, child)
+        plan.add_edge(parent, child)  # twice: still one edge, as in networkx
+    assert list(plan) == list(dag.nodes) and len(plan) == len(dag)
+    assert plan.topological() == list(nx.lexicographical_topological_sort(dag))
+    for uid in dag:
+        assert set(plan.parents(uid)) == set(dag.predecessors(uid))
+        assert set(plan.children(uid)) == set(dag.successors(uid))
+        assert plan.ancestors(uid) == nx.ancestors(dag, uid)
+        assert plan.descendants(uid) == nx.descendants(dag, uid)
+    assert all(plan.has_edge(a, b) for a, b in dag.edges)
+    assert sum(len(plan.children(uid)) for uid in plan) == dag.number_of_edges()
+
+
+def test_a_plan_with_a_cycle_has_no_order():
+    plan = Plan()
+    plan.add_edge("a", "b")
+    plan.add_edge("b", "a")
+    with pytest.raises(ValueError, match="cycle"):
+        plan.topological()
+
+
 PATH_PARTS = st.sampled_from(["models", "staging", "marts", "a.sql", "b_1.sql", "x", "stg_orders.sql"])
 PATTERN_PARTS = st.sampled_from(["models", "staging", "*", "*.sql", "stg_*", "?.sql", "[ab]*", "b_?.sql"])
 
@@ -81,3 +110,15 @@ def test_loading_the_cli_does_not_import_networkx():
     code = "import sys, sqlflow.cli; print('networkx' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "False"
+
+
+def test_a_run_does_not_import_networkx(make_project):
+    project = make_project({"models/a.sql": "select 1 as x", "models/b.sql": "select x from {{ ref('a') }}"})
+    code = (
+        "import sys; from sqlflow import commands\n"
+        f"with commands.open_session({str(project.root)!r}) as session:\n"
+        "    outcome = commands.run(session)\n"
+        "print(len(outcome.results), 'networkx' in sys.modules)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.split() == ["2", "False"]

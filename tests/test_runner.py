@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import networkx as nx
 import pytest
 
+from sqlflow.plan import Plan
 from sqlflow.runner import NodeResult, run_dag
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -449,7 +449,7 @@ def test_interrupt_is_repeated_until_running_nodes_stop():
             return NodeResult(uid, "success", "ran to the end")
         return NodeResult(uid, "success")
 
-    plan = nx.DiGraph()
+    plan = Plan()
     plan.add_edge("slow", "child")
     plan.add_node("other")
     outcome = run_dag(plan, work, threads=1, on_interrupt=on_interrupt)
@@ -471,8 +471,7 @@ def test_interrupt_while_a_node_is_being_submitted():
             return NodeResult(uid, "error", "cancelled")
         return NodeResult(uid, "success")
 
-    plan = nx.DiGraph()
-    plan.add_node("slow")
+    plan = Plan(["slow"])
     outcome = run_dag(plan, work, threads=1, on_interrupt=stopped.set)
     assert outcome.interrupted
     assert [(r.unique_id, r.status, r.message) for r in outcome.results] == [("slow", "error", "cancelled")]
