@@ -161,7 +161,7 @@ def _reporter(log_format: str, mask: Callable[[str], str] = str) -> EventHandler
     return JsonReporter(mask) if log_format == "json" else ConsoleReporter(mask)
 
 
-def _session(options: dict[str, Any]) -> commands.Session:
+def _session(options: dict[str, Any], *, fingerprints: bool = False) -> commands.Session:
     vars_ = parse_vars(options.get("vars_text"))
     holder: dict[str, EventHandler] = {}
 
@@ -177,6 +177,7 @@ def _session(options: dict[str, Any]) -> commands.Session:
         threads=options.get("threads"),
         on_event=forward,
         use_cache=not options.get("no_cache"),
+        fingerprints=fingerprints,
     )
     holder["handler"] = _reporter(options["log_format"], session.project.secrets.mask)
     return session
@@ -222,7 +223,7 @@ def _run_command(kind: str):
             event_time_start=event_time_start,
             event_time_end=event_time_end,
         )
-        with _session(options) as session, _cancel_on_sigint() as cancel:
+        with _session(options, fingerprints=True) as session, _cancel_on_sigint() as cancel:
             function = {
                 "run": commands.run,
                 "seed": commands.seed,
@@ -344,7 +345,7 @@ def retry(lock_timeout, **options):
     options["threads"] = options.get("threads") or last.get("threads")
     if not options.get("vars_text") and last.get("vars"):
         options["vars_text"] = json.dumps(last["vars"])
-    with _session(options) as session, _cancel_on_sigint() as cancel:
+    with _session(options, fingerprints=True) as session, _cancel_on_sigint() as cancel:
         outcome = commands.retry(session, cancel=cancel, lock_timeout=lock_timeout)
     if outcome.interrupted:
         return EXIT_INTERRUPTED

@@ -127,9 +127,12 @@ def open_session(
     threads: int | None = None,
     on_event: EventHandler = ignore,
     use_cache: bool = True,
+    fingerprints: bool = False,
 ) -> Session:
+    """A loaded project. `fingerprints`: the command will fingerprint what it builds (run, build,
+    seed, snapshot, test, retry), which a cold load can prepare for while it loads."""
     project = load_project(project_dir, profiles_dir=profiles_dir, target=target, vars=vars, threads=threads)
-    manifest = load_manifest(project, use_cache=use_cache)
+    manifest = load_manifest(project, use_cache=use_cache, fingerprints=fingerprints)
     try:
         graph = Graph(manifest)
     except BaseException:

@@ -21,7 +21,7 @@ from . import __version__, artifacts, data_tests, parse_pool, sql, unit_tests
 from .background import Background
 from .errors import CompilationError, UserError
 from .jinja import RenderContext, base_context, parse_program, render
-from .manifest import ConfigAccessor, Manifest, make_var, target_context
+from .manifest import ConfigAccessor, Manifest, make_var, placeholder_relation, target_context
 from .microbatch import (
     Batch,
     MicrobatchConfig,
@@ -313,7 +313,37 @@ class Compiler:
             return None
         tables = [self.project.secrets.mask(t) for t in parsed[0]]
         self._checked.put(rendered, self.target_dialect, tables)
+        if parsed[1] is not None:  # the normalized text, placeholders included
+            digest = self._digest_of_placeholders(self.manifest.nodes[uid], parsed[1])
+            if digest is not None:
+                self._checked.put_normalized(rendered, self.target_dialect, digest)
         return tables
+
+    def _digest_of_placeholders(self, node: Node, normalized: str) -> str | None:
+        """The digest of the node's normalized SQL, from that of its early parse: each relation's
+        placeholder, as sqlglot writes it, replaced by the relation as sqlglot writes it (a table's
+        text does not depend on where it stands). None where a placeholder is left over."""
+        dialect = self.target_dialect
+        resolvers = self._resolvers(node, [])
+        assert node.relation is not None
+        relations = [(placeholder_relation("this"), node.relation.sql(self.dialect))]
+        try:
+            relations += [(placeholder_relation("ref", r.name), resolvers["ref"](r.name)) for r in node.refs]
+            relations += [
+                (
+                    placeholder_relation("source", s.source_name, s.table_name),
+                    resolvers["source"](s.source_name, s.table_name),
+                )
+                for s in node.sources
+            ]
+        except UserError:
+            return None  # compile() reports it
+        for parts, real in relations:
+            placeholder = exp.table_(parts[-1], *reversed(parts[:-1]), quoted=True).sql(dialect=dialect)
+            normalized = normalized.replace(
+                placeholder, exp.to_table(real, dialect=dialect).sql(dialect=dialect)
+            )
+        return None if "__sqlflow_" in normalized else sql.text_digest(normalized)
 
     def _compile_model(self, node: Node) -> CompiledNode:
         ephemeral_refs: list[str] = []

@@ -118,9 +118,10 @@ class Manifest:
         self.warnings.append(message)
 
 
-def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
+def load_manifest(project: Project, *, use_cache: bool = True, fingerprints: bool = False) -> Manifest:
     """Load the project's nodes, from the whole-project cache when none of its inputs changed.
-    What a cold load would cache is written by `Manifest.save_caches()`."""
+    What a cold load would cache is written by `Manifest.save_caches()`. `fingerprints`: the
+    command will fingerprint models, so the early parse of a cold load normalizes their SQL too."""
     if not use_cache:
         return _Loader(project, use_cache=False).load()
     sql_read: dict[str, bytes] = {}
@@ -130,7 +131,7 @@ def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
         manifest = _Loader(project, use_cache=False).restore(snapshot)
         env_reads = snapshot.env_reads
     else:
-        loader = _Loader(project, use_cache=True, sql_read=sql_read)
+        loader = _Loader(project, use_cache=True, sql_read=sql_read, fingerprints=fingerprints)
         manifest = loader.load()
         env_reads = loader.env_reads
         snapshot = manifest_cache.Snapshot(
@@ -150,7 +151,12 @@ def load_manifest(project: Project, *, use_cache: bool = True) -> Manifest:
 
 class _Loader:
     def __init__(
-        self, project: Project, *, use_cache: bool, sql_read: dict[str, bytes] | None = None
+        self,
+        project: Project,
+        *,
+        use_cache: bool,
+        sql_read: dict[str, bytes] | None = None,
+        fingerprints: bool = False,
     ) -> None:
         self.project = project
         self._sql_read = sql_read or {}  # files computing the cache key read: not read again
@@ -162,7 +168,7 @@ class _Loader:
         self.invocation_id = str(uuid.uuid4())
         self._folders: dict[Path, list[str]] = {}
         self.env_reads: dict[str, str | None] = {}  # every env_var() the load read, with its value
-        self.early_parse = parse_pool.EarlyParse(project.dialect)
+        self.early_parse = parse_pool.EarlyParse(project.dialect, normalize=fingerprints)
         self._placeholders = _placeholder_context(project)
 
     # ----------------------------------------------------------------- orchestration
@@ -869,7 +875,8 @@ class _Loader:
 
 
 def _placeholder_context(project: Project) -> dict[str, Any]:
-    """What a static program reads, relations named `"__sqlflow__"."<name>"` (see _parse_early)."""
+    """What a static program reads, relations named by placeholders (see _parse_early and
+    placeholder_relation)."""
     dialect = Dialect.get_or_raise(project.dialect)
     start, end = dialect.IDENTIFIER_START, dialect.IDENTIFIER_END
 
@@ -879,17 +886,25 @@ def _placeholder_context(project: Project) -> dict[str, Any]:
             return exp.to_identifier(name, quoted=True).sql(dialect)
         return start + name + end
 
-    def placeholder(name: str) -> str:
-        return quote("__sqlflow__") + "." + quote(name)
+    def placeholder(*parts: str) -> str:
+        return ".".join(quote(part) for part in parts)
 
     return {
-        "ref": lambda *args, **_: placeholder(str(args[-1])) if args else "",
-        "source": lambda source_name, table_name: placeholder(f"{source_name}.{table_name}"),
+        "ref": lambda *args, **_: placeholder(*placeholder_relation("ref", str(args[-1]))) if args else "",
+        "source": lambda source_name, table_name: placeholder(
+            *placeholder_relation("source", source_name, table_name)
+        ),
         "config": lambda *args, **kwargs: "",
         "var": make_var(project.vars, project.settings_path.name),
-        "this": placeholder("this"),
+        "this": placeholder(*placeholder_relation("this")),
         "is_incremental": lambda: False,
     }
+
+
+def placeholder_relation(kind: str, *names: str) -> tuple[str, ...]:
+    """The parts of the placeholder for `ref(name)`, `source(source, table)` or `this` in the
+    early parse: a schema of its own per kind, so that no two can be confused."""
+    return (f"__sqlflow_{kind}__", *names) if names else (f"__sqlflow_{kind}__", kind)
 
 
 def _reads_env(segments: list[Any]) -> bool:

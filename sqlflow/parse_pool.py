@@ -66,8 +66,11 @@ class EarlyParse:
 
     CHUNK = 100
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, *, normalize: bool = False) -> None:
+        """With `normalize`, each result's second part is the query as sqlglot writes it back
+        (no comments), placeholders included, from which a fingerprint's digest is made."""
         self.dialect = dialect
+        self._mode = TEXT if normalize else None
         self._buffer: list[tuple[str, str]] = []  # (key, sql) not yet sent
         self._chunks: list[tuple[list[str], list[tuple[str, str]]]] = []  # (keys, queries) sent
         self._futures: list[Future[list[Parsed | None]]] = []
@@ -95,7 +98,7 @@ class EarlyParse:
                 for index in reversed(range(len(self._futures))):
                     if not self._futures[index].cancel():
                         break
-                    parsed[index] = _parse_chunk(self._chunks[index][1], False)
+                    parsed[index] = _parse_chunk(self._chunks[index][1], self._mode)
                 self._results = {
                     key: result
                     for (keys, _), future, done in zip(self._chunks, self._futures, parsed, strict=True)
@@ -123,7 +126,7 @@ class EarlyParse:
             self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
         queries = [(sql, self.dialect) for _, sql in self._buffer]
         self._chunks.append(([key for key, _ in self._buffer], queries))
-        self._futures.append(self._pool.submit(_parse_chunk, queries, False))
+        self._futures.append(self._pool.submit(_parse_chunk, queries, self._mode))
         self._buffer = []
 
 
@@ -133,14 +136,19 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _parse_chunk(chunk: list[tuple[str, str]], digests: bool) -> list[Parsed | None]:
+TEXT = "text"  # a mode of _parse: the normalized text itself rather than its digest
+
+
+def _parse_chunk(chunk: list[tuple[str, str]], digests: bool | str | None) -> list[Parsed | None]:
     return [_parse(text, dialect, digests) for text, dialect in chunk]
 
 
-def _parse(text: str, dialect: str, digests: bool) -> Parsed | None:
+def _parse(text: str, dialect: str, digests: bool | str | None) -> Parsed | None:
     try:
         query = sql.parse(text, dialect)
     except Exception:  # a syntax error, or sqlglot failing: the compiler parses it again and says which
         return None
     tables = [table.name for table in sql.referenced_tables(query) if not table.db]
+    if digests == TEXT:
+        return tables, sql.normalized_text(query, dialect)
     return tables, sql.normalized_digest(query, dialect) if digests else None

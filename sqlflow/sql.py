@@ -104,7 +104,15 @@ def referenced_tables(query: exp.Query) -> list[exp.Table]:
 def normalized_digest(query: exp.Expression, dialect_name: str) -> str:
     """A digest of the query as sqlglot writes it back (no comments, one spacing): what changes
     only when the query does (a fingerprint's SQL part)."""
-    return hashlib.sha256(query.sql(dialect=dialect(dialect_name), comments=False).encode()).hexdigest()
+    return text_digest(normalized_text(query, dialect_name))
+
+
+def normalized_text(query: exp.Expression, dialect_name: str) -> str:
+    return query.sql(dialect=dialect(dialect_name), comments=False)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def generate(query: exp.Expression, dialect_name: str) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+import duckdb
 import pytest
 
 from sqlflow import commands, manifest, parse_pool, sql
@@ -41,18 +42,38 @@ def many_models(make_project):
     return make_project(files)
 
 
-def test_a_cold_compile_through_the_pool_matches_one_without_it(make_project, monkeypatch):
+def create_events(project) -> None:
+    connection = duckdb.connect(str(project.db_path))
+    connection.execute("create table events as select 1 as id")
+    connection.close()
+
+
+def test_a_cold_run_through_the_pool_matches_one_without_it(make_project, monkeypatch):
     project = many_models(make_project)
+    # Relations of every shape the placeholders stand for: a source, `this`, a ref used as a
+    # column qualifier, a custom schema and alias.
+    project.write(
+        "models/sources.yml", "sources:\n  - name: raw\n    schema: main\n    tables: [{name: events}]\n"
+    )
+    project.write(
+        "models/m001.sql",
+        "{{ config(schema='other', alias='Renamed One') }}\n"
+        "select {{ ref('base') }}.id, '{{ this }}' as me from {{ ref('base') }} "
+        "where {{ ref('base') }}.id > 0 and exists (select 1 from {{ source('raw', 'events') }})",
+    )
+    project.write("models/m002.sql", "select id from {{ ref('m001') }} -- the odd one's reader")
+    create_events(project)
     calls = []
     parse_many = parse_pool.parse_many
     monkeypatch.setattr(parse_pool, "parse_many", lambda *a, **k: calls.append(1) or parse_many(*a, **k))
     assert project.cli("run").exit_code == 0
-    assert calls, "the pool was not used"
+    assert calls == [], "the digests were not taken from the early parse"
     with_pool = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
 
     monkeypatch.setattr(parse_pool, "available", lambda: False)
     assert project.cli("clean").exit_code == 0
     project.db_path.unlink()
+    create_events(project)
     assert project.cli("run").exit_code == 0
     without = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
     for uid, node in without.items():
@@ -83,7 +104,7 @@ def test_digests_from_the_pool_are_the_ones_fingerprints_use(make_project):
 def test_early_parse_returns_each_keys_parse_and_starts_nothing_for_a_few():
     early = parse_pool.EarlyParse("duckdb")
     for i in range(parse_pool.MIN_QUERIES + 50):
-        early.add(f"m{i}", f'select x from "__sqlflow__"."a" join raw_{i} using (x)')
+        early.add(f"m{i}", f'select x from "__sqlflow_ref__"."a" join raw_{i} using (x)')
     early.add("broken", "select (x from t")
     results = early.results()
     assert len(results) == parse_pool.MIN_QUERIES + 51
