@@ -96,6 +96,10 @@ class Manifest:
     early_parse: parse_pool.EarlyParse | None = None
     # Writing the load caches for the next command, not done yet (see save_caches).
     unsaved_caches: Callable[[], None] | None = field(default=None, repr=False)
+    # The graph's parents, children and topological order (graph.py), cached with the nodes.
+    graph_lists: tuple[dict[str, list[str]], dict[str, list[str]], list[str]] | None = field(
+        default=None, repr=False
+    )
 
     def save_caches(self, background: Background | None = None) -> None:
         """Write the load caches a cold load left to write, in a `background` child if given.
@@ -141,6 +145,7 @@ def load_manifest(project: Project, *, use_cache: bool = True, fingerprints: boo
         assert parse_cache is not None
 
         def save() -> None:
+            snapshot.graph_lists = manifest.graph_lists  # built since, by the session's Graph
             manifest_cache.write(project, snapshot)
             parse_cache.save()
 
@@ -198,6 +203,7 @@ class _Loader:
             invocation_id=self.invocation_id,
             run_started_at=self.run_started_at,
             warnings=list(snapshot.warnings),
+            graph_lists=snapshot.graph_lists,
         )
 
     def load(self) -> Manifest:

@@ -32,7 +32,7 @@ from .nodes import Macro, Node, Source
 from .project import SECRET_ENV_MARKERS, Project
 
 FILE = "sqlflow_manifest_cache.pickle"
-FORMAT = 1  # bump when the shape of a snapshot changes
+FORMAT = 2  # bump when the shape of a snapshot changes
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Snapshot:
     warnings: list[str]
     env_reads: dict[str, str | None] = field(default_factory=dict)  # name -> value (None: unset)
     code: dict[str, bytes] = field(default_factory=dict)  # unique id -> marshalled Jinja code
+    graph_lists: Any = None  # Manifest.graph_lists, when a graph was built before saving
 
 
 def inputs_key(project: Project, sql_read: dict[str, bytes] | None = None) -> str:

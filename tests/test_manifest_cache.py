@@ -13,6 +13,7 @@ import os
 import pytest
 
 from sqlflow import artifacts, commands, manifest_cache
+from sqlflow import graph as graph_module
 from sqlflow import manifest as manifest_module
 from sqlflow.manifest import load_manifest
 from sqlflow.project import load_project
@@ -252,3 +253,14 @@ def test_models_read_while_computing_the_key_are_not_read_again(shop, monkeypatc
     assert crlf.raw_code == (shop.root / "models" / "crlf.sql").read_text(encoding="utf-8")
     assert crlf.raw_code == "select 'café' as x\nfrom (select 1)\n"
     assert manifest.nodes == load_manifest(load_project(shop.root), use_cache=False).nodes
+
+
+def test_the_graph_comes_back_with_the_nodes(shop, monkeypatch):
+    with commands.open_session(shop.root) as first:
+        expected = first.graph.topological()
+        parents = {uid: first.graph.parents(uid) for uid in first.graph}
+    monkeypatch.setattr(graph_module.Graph, "_adjacency", lambda *a: pytest.fail("the graph was built again"))
+    with commands.open_session(shop.root) as second:
+        assert second.manifest.graph_lists is not None
+        assert second.graph.topological() == expected
+        assert {uid: second.graph.parents(uid) for uid in second.graph} == parents
