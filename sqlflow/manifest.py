@@ -174,7 +174,7 @@ class _Loader:
         self._folders: dict[Path, list[str]] = {}
         self.env_reads: dict[str, str | None] = {}  # every env_var() the load read, with its value
         self.early_parse = parse_pool.EarlyParse(project.dialect, normalize=fingerprints)
-        self._placeholders = _placeholder_context(project)
+        self._placeholders: dict[str, Any] | None = None  # built on first use: a cache hit needs none
 
     # ----------------------------------------------------------------- orchestration
 
@@ -514,6 +514,8 @@ class _Loader:
         if program.segments is None or program.needs_load_render or _reads_env(program.segments):
             return
         try:
+            if self._placeholders is None:
+                self._placeholders = _placeholder_context(self.project)
             sql = render(program, self.env, self._placeholders)  # type: ignore[arg-type]
         except UserError:
             return  # e.g. an undefined var: compiling reports it
