@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -264,3 +265,15 @@ def test_the_graph_comes_back_with_the_nodes(shop, monkeypatch):
         assert second.manifest.graph_lists is not None
         assert second.graph.topological() == expected
         assert {uid: second.graph.parents(uid) for uid in second.graph} == parents
+
+
+def test_a_deleted_compiled_file_is_written_again(shop):
+    ok(shop.cli("compile"))
+    compiled = shop.root / "target" / "compiled" / "proj" / "models"
+    (compiled / "orders.sql").unlink()
+    shutil.rmtree(compiled / "staging")
+    before = (compiled / "dynamic.sql").stat().st_mtime_ns
+    ok(shop.cli("compile"))
+    assert "cents" in (compiled / "orders.sql").read_text()
+    assert (compiled / "staging" / "stg_orders.sql").exists()
+    assert (compiled / "dynamic.sql").stat().st_mtime_ns == before  # unchanged: not rewritten
