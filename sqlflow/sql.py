@@ -12,6 +12,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.parser import Parser
+from sqlglot.tokens import Tokenizer
 
 from .errors import CompilationError
 
@@ -27,7 +28,8 @@ def parse(
     """Parse one SELECT-like statement; a syntax error names the file and line."""
     d = dialect(dialect_name)
     try:
-        statements = [s for s in _parser(d).parse(d.tokenize(sql), sql) if s is not None]
+        tokenizer, parser = _reused(d)
+        statements = [s for s in parser.parse(tokenizer.tokenize(sql), sql) if s is not None]
     except ParseError as exc:
         info = exc.errors[0] if exc.errors else {}
         line = info.get("line")
@@ -68,16 +70,16 @@ def parse(
 _parsers = threading.local()
 
 
-def _parser(d: Dialect) -> Parser:
-    """A parser for `d`, reused by this thread: building one for each query (Dialect.parse) cost
-    a sixth of parsing a model. Each parse starts by resetting the parser's state."""
+def _reused(d: Dialect) -> tuple[Tokenizer, Parser]:
+    """A tokenizer and a parser for `d`, reused by this thread: building them for each query
+    (Dialect.parse) cost a sixth of parsing a model. Each use starts by resetting their state."""
     cached = getattr(_parsers, "by_dialect", None)
     if cached is None:
         cached = _parsers.by_dialect = {}
-    parser = cached.get(d)
-    if parser is None:
-        parser = cached[d] = d.parser()
-    return parser
+    pair = cached.get(d)
+    if pair is None:
+        pair = cached[d] = (d.tokenizer(), d.parser())
+    return pair
 
 
 def inline_ctes(query: exp.Query, ctes: list[tuple[str, exp.Query]]) -> exp.Query:
