@@ -98,6 +98,7 @@ class Compiler:
         self._unwritten: list[tuple[str, str]] = []  # (path, content) to write at finish()
         self._handed: set[str] = set()  # paths written, or being written, by this compiler
         self._listed: dict[str, set[str]] = {}  # folder -> names of the files it held when first asked
+        self._as_written: dict[Any, str] = {}  # a placeholder's parts or a relation -> as sqlglot writes it
 
     # ------------------------------------------------------------------ public
 
@@ -351,11 +352,16 @@ class Compiler:
             ]
         except UserError:
             return None  # compile() reports it
+        written = self._as_written
         for parts, real in relations:
-            placeholder = exp.table_(parts[-1], *reversed(parts[:-1]), quoted=True).sql(dialect=dialect)
-            normalized = normalized.replace(
-                placeholder, exp.to_table(real, dialect=dialect).sql(dialect=dialect)
-            )
+            # Both as sqlglot writes them, each worked out once per command (a parse and a generation).
+            if parts not in written:
+                written[parts] = exp.table_(parts[-1], *reversed(parts[:-1]), quoted=True).sql(
+                    dialect=dialect
+                )
+            if real not in written:
+                written[real] = exp.to_table(real, dialect=dialect).sql(dialect=dialect)
+            normalized = normalized.replace(written[parts], written[real])
         return None if "__sqlflow_" in normalized else sql.text_digest(normalized)
 
     def _compile_model(self, node: Node) -> CompiledNode:
