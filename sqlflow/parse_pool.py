@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -65,16 +66,24 @@ class EarlyParse:
     """
 
     CHUNK = 100
+    # Chunks handed to each worker ahead of time. A chunk handed over cannot be taken back, so the
+    # caller finds the rest still here when it comes to parse them itself (results()).
+    AHEAD = 2
 
     def __init__(self, dialect: str, *, normalize: bool = False) -> None:
         """With `normalize`, each result's second part is the query as sqlglot writes it back
         (no comments), placeholders included, from which a fingerprint's digest is made."""
         self.dialect = dialect
         self._mode = TEXT if normalize else None
-        self._buffer: list[tuple[str, str]] = []  # (key, sql) not yet sent
-        self._chunks: list[tuple[list[str], list[tuple[str, str]]]] = []  # (keys, queries) sent
-        self._futures: list[Future[list[Parsed | None]]] = []
+        self._buffer: list[tuple[str, str]] = []  # (key, sql) not yet a chunk
+        self._chunks: list[tuple[list[str], list[tuple[str, str]]]] = []  # (keys, queries)
+        self._parsed: dict[int, list[Parsed | None]] = {}  # chunk index -> parsed by the caller
+        self._futures: dict[int, Future[list[Parsed | None]]] = {}  # chunk index -> sent to a worker
+        # Chunks [_next, _end) wait: workers are fed from the front, the caller takes from the back.
+        self._next = self._end = self._done = 0
+        self._lock = threading.RLock()  # a done callback can run in the thread that submits
         self._pool: ProcessPoolExecutor | None = None
+        self._workers = 0
         self._count = 0
         self._results: dict[str, Parsed | None] | None = None
 
@@ -86,23 +95,23 @@ class EarlyParse:
 
     def results(self) -> dict[str, Parsed | None]:
         """What each key's query parsed to (see Parsed); keys given too few to be worth a pool
-        are absent. Parses chunks no worker has started yet here, waits for the others, then
-        stops the workers."""
+        are absent. Parses the chunks no worker was given here, waits for the others, then stops
+        the workers."""
         if self._results is None:
             if self._count >= MIN_QUERIES:
                 self._send()
             try:
-                parsed: list[list[Parsed | None] | None] = [None] * len(self._futures)
-                # The caller has nothing else to do: it takes chunks from the back of the queue
-                # while the workers work through the front.
-                for index in reversed(range(len(self._futures))):
-                    if not self._futures[index].cancel():
-                        break
-                    parsed[index] = _parse_chunk(self._chunks[index][1], self._mode)
+                while True:  # the caller has nothing else to do: it parses from the back
+                    with self._lock:
+                        if self._next >= self._end:
+                            break
+                        self._end -= 1
+                        index = self._end
+                    self._parsed[index] = _parse_chunk(self._chunks[index][1], self._mode)
                 self._results = {
                     key: result
-                    for (keys, _), future, done in zip(self._chunks, self._futures, parsed, strict=True)
-                    for key, result in zip(keys, done if done is not None else future.result(), strict=True)
+                    for index, (keys, _) in enumerate(self._chunks)
+                    for key, result in zip(keys, self._chunk_result(index), strict=True)
                 }
             finally:
                 self.close()
@@ -114,6 +123,9 @@ class EarlyParse:
             self._pool = None
         self._buffer.clear()
 
+    def _chunk_result(self, index: int) -> list[Parsed | None]:
+        return self._parsed[index] if index in self._parsed else self._futures[index].result()
+
     def _send(self) -> None:
         if not self._buffer or not available():
             return
@@ -121,13 +133,38 @@ class EarlyParse:
             sys.stdout.flush()
             sys.stderr.flush()
             # One core is the loader's: the others parse.
-            workers = max(1, min((os.cpu_count() or 1) - 1, MAX_WORKERS))
+            self._workers = max(1, min((os.cpu_count() or 1) - 1, MAX_WORKERS))
             context = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=context, initializer=_ignore_interrupts
+            )
         queries = [(sql, self.dialect) for _, sql in self._buffer]
         self._chunks.append(([key for key, _ in self._buffer], queries))
-        self._futures.append(self._pool.submit(_parse_chunk, queries, self._mode))
         self._buffer = []
+        with self._lock:
+            self._end = len(self._chunks)
+        self._feed()
+
+    def _feed(self, finished: Future[list[Parsed | None]] | None = None) -> None:
+        """Give the workers chunks up to AHEAD each; also called as each chunk comes back."""
+        with self._lock:
+            if finished is not None:
+                self._done += 1
+            pool = self._pool
+            while (
+                pool is not None
+                and self._next < self._end
+                and len(self._futures) - self._done < self._workers * self.AHEAD
+            ):
+                index = self._next
+                self._next += 1
+                try:
+                    future = pool.submit(_parse_chunk, self._chunks[index][1], self._mode)
+                except RuntimeError:  # the pool is shutting down: the caller parses it
+                    self._next -= 1
+                    break
+                self._futures[index] = future
+                future.add_done_callback(self._feed)
 
 
 def _ignore_interrupts() -> None:
