@@ -138,8 +138,10 @@ class EarlyParse:
             self._pool = ProcessPoolExecutor(
                 self._workers, mp_context=context, initializer=_ignore_interrupts
             )
-        queries = [(sql, self.dialect) for _, sql in self._buffer]
-        self._chunks.append(([key for key, _ in self._buffer], queries))
+        # In chunks of CHUNK: the first send comes with MIN_QUERIES queries at once.
+        for start in range(0, len(self._buffer), self.CHUNK):
+            part = self._buffer[start : start + self.CHUNK]
+            self._chunks.append(([key for key, _ in part], [(sql, self.dialect) for _, sql in part]))
         self._buffer = []
         with self._lock:
             self._end = len(self._chunks)
