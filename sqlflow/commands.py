@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlglot import exp
-
 from . import (
     artifacts,
     data_tests,
@@ -34,6 +32,7 @@ from .compiler import CompiledNode, Compiler
 from .errors import UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
 from .graph import Graph
+from .lazy import exp
 from .locking import RunLock
 from .manifest import Manifest, load_manifest
 from .materializations import (

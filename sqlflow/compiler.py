@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlglot import exp
-
 from . import __version__, artifacts, data_tests, parse_pool, sql, unit_tests
 from .background import Background
 from .errors import CompilationError, UserError
 from .jinja import RenderContext, base_context, parse_program, render
+from .lazy import exp
 from .manifest import ConfigAccessor, Manifest, make_var, placeholder_relation, target_context
 from .microbatch import (
     Batch,
@@ -390,7 +389,12 @@ class Compiler:
                 self._queries[node.unique_id] = query
             tables = [t.name for t in sql.referenced_tables(query) if not t.db]
             # Stored in target/: a table named by a secret (env_var) must not be written in clear.
-            self._checked.put(rendered, dialect, [self.project.secrets.mask(t) for t in tables])
+            masked = [self.project.secrets.mask(t) for t in tables]
+            self._checked.put(rendered, dialect, masked)
+            if not needs_ast and _depends_only_on_inputs(node.program):
+                # As validate_ahead() does for what it parses: the next command renders nothing.
+                render = (self.is_incremental(node), rendered, masked)
+                self._checked.remember_render(self.manifest.inputs_key, node.unique_id, render)
         else:
             tables = cached_tables
         self._warn_bare_tables(node, tables)

@@ -16,11 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
-
 from .errors import CompilationError, UserError
+from .lazy import exp, sqlglot
 
 BUILTIN_TESTS = ("unique", "not_null", "accepted_values", "relationships")
 # Keys of a test entry that are config, not arguments (dbt accepts both places).
@@ -269,7 +266,7 @@ def _parse(text: str, dialect: str, *, what: str, into: Any = None) -> exp.Expre
             if into
             else sqlglot.parse_one(text, dialect=dialect)
         )
-    except ParseError as exc:
+    except sqlglot.errors.ParseError as exc:
         raise CompilationError(f"{what} {text!r} is not valid SQL: {exc.errors[0]['description']}") from exc
 
 

@@ -22,12 +22,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
-
 from . import artifacts, sql
 from .errors import UserError, WarehouseError
 from .events import node_finished, node_started
+from .lazy import exp, sqlglot
 from .nodes import Source
 from .plan import Plan
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
@@ -221,7 +219,7 @@ def _parse_expression(
     where = f"source {source.source_name}.{source.name}: {what} {text!r}"
     try:
         parsed = [e for e in sql.dialect(dialect).parse(text) if e is not None]
-    except ParseError as exc:
+    except sqlglot.errors.ParseError as exc:
         info = exc.errors[0] if exc.errors else {}
         reason = sql._readable(info.get("description") or str(exc))
         raise UserError(
@@ -230,7 +228,7 @@ def _parse_expression(
             line=line,
             hint=f"write one {dialect} SQL expression",
         ) from exc
-    except TokenError as exc:
+    except sqlglot.errors.TokenError as exc:
         raise UserError(f"{where} is not valid SQL: {exc}", path=path, line=line) from exc
     if len(parsed) != 1 or not isinstance(parsed[0], (exp.Condition, exp.Subquery)):
         raise UserError(

@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import SqlglotError
 
 from . import __version__, data_tests, manifest_cache, parse_pool, snapshots, unit_tests
 from .errors import CompilationError, UserError
@@ -38,6 +35,7 @@ from .jinja import (
     render,
     snapshot_blocks,
 )
+from .lazy import exp, sqlglot
 from .microbatch import MicrobatchConfig
 from .nodes import (
     INCREMENTAL_STRATEGIES,
@@ -885,7 +883,7 @@ class _Loader:
 def _placeholder_context(project: Project) -> dict[str, Any]:
     """What a static program reads, relations named by placeholders (see _parse_early and
     placeholder_relation)."""
-    dialect = Dialect.get_or_raise(project.dialect)
+    dialect = sqlglot.Dialect.get_or_raise(project.dialect)
     start, end = dialect.IDENTIFIER_START, dialect.IDENTIFIER_END
 
     def quote(name: str) -> str:
@@ -1097,7 +1095,7 @@ def _check_contract(
             )
         try:
             exp.DataType.build(str(column.data_type), dialect=dialect)
-        except (SqlglotError, ValueError) as exc:
+        except (sqlglot.errors.SqlglotError, ValueError) as exc:
             raise UserError(
                 f"column {column.name!r} of model {name}: data_type {column.data_type!r} is not a "
                 f"{dialect} type",

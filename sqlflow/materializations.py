@@ -13,11 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-
 from .adapters.base import Adapter, drop
 from .errors import WarehouseError
+from .lazy import exp, sqlglot
 from .microbatch import Batch, window_condition
 from .nodes import INCREMENTAL_STRATEGIES, ON_SCHEMA_CHANGE, Column, Node, Relation, partition_columns
 
@@ -408,7 +406,7 @@ def _data_type(data_type: str, dialect: str) -> exp.DataType:
     """A type as the warehouse spells it; one sqlglot cannot read is passed through as written."""
     try:
         return exp.DataType.build(data_type, dialect=dialect)
-    except (SqlglotError, ValueError):
+    except (sqlglot.errors.SqlglotError, ValueError):
         return exp.DataType.build(data_type, udt=True)
 
 
@@ -626,7 +624,7 @@ def same_type(declared: str, declared_dialect: str, actual: str, actual_dialect:
     try:
         wanted = exp.DataType.build(declared, dialect=declared_dialect)
         built = exp.DataType.build(actual, dialect=actual_dialect)
-    except (SqlglotError, ValueError):
+    except (sqlglot.errors.SqlglotError, ValueError):
         return declared.strip().upper() == actual.strip().upper()
     if "(" not in declared or not any(
         isinstance(e, exp.DataTypeParam) for e in built.find_all(exp.DataTypeParam)

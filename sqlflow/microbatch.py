@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-
 from .errors import UserError
+from .lazy import exp, sqlglot
 
 BATCH_SIZES = ("hour", "day", "month", "year")
 _BATCH_ID_FORMAT = {"hour": "%Y%m%d%H", "day": "%Y%m%d", "month": "%Y%m", "year": "%Y"}
@@ -283,7 +280,7 @@ def event_time_expression(event_time: str, dialect: str) -> exp.Expression:
     """`event_time` as written (a column, or an expression such as `cast(ts as date)`)."""
     try:
         return sqlglot.parse_one(event_time, dialect=dialect)
-    except SqlglotError as exc:
+    except sqlglot.errors.SqlglotError as exc:
         raise UserError(f"event_time {event_time!r} is not a column or expression: {exc}") from None
 
 

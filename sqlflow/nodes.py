@@ -12,8 +12,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
+from .lazy import exp, sqlglot
 
 # Config keys whose values accumulate across levels (folder < YAML < file) instead of replacing.
 INCREMENTAL_STRATEGIES = ("append", "merge", "delete+insert", "insert_overwrite", "microbatch")
@@ -68,9 +67,9 @@ _generators = threading.local()
 
 
 @cache
-def _dialect(name: str) -> Dialect:
+def _dialect(name: str) -> sqlglot.Dialect:
     # get_or_raise builds a new Dialect for a name on every call (4x the cost of the rendering).
-    return Dialect.get_or_raise(name)
+    return sqlglot.Dialect.get_or_raise(name)
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,7 @@ def parse_many(
     # Several chunks per worker, so that a slow chunk does not leave the other cores idle.
     size = max(1, -(-len(queries) // (workers * 4)))
     chunks = [list(queries[i : i + size]) for i in range(0, len(queries), size)]
-    # Output still buffered here would be written a second time by every worker that exits.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts) as pool:
+    with _forking_pool(workers, {dialect for _, dialect in queries}) as pool:
         results = pool.map(_parse_chunk, chunks, [digests] * len(chunks))
         return [parsed for chunk in results for parsed in chunk]
 
@@ -130,14 +126,9 @@ class EarlyParse:
         if not self._buffer or not available():
             return
         if self._pool is None:
-            sys.stdout.flush()
-            sys.stderr.flush()
             # One core is the loader's: the others parse.
             self._workers = max(1, min((os.cpu_count() or 1) - 1, MAX_WORKERS))
-            context = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(
-                self._workers, mp_context=context, initializer=_ignore_interrupts
-            )
+            self._pool = _forking_pool(self._workers, {self.dialect})
         # In chunks of CHUNK: the first send comes with MIN_QUERIES queries at once.
         for start in range(0, len(self._buffer), self.CHUNK):
             part = self._buffer[start : start + self.CHUNK]
@@ -167,6 +158,17 @@ class EarlyParse:
                     break
                 self._futures[index] = future
                 future.add_done_callback(self._feed)
+
+
+def _forking_pool(workers: int, dialects: set[str]) -> ProcessPoolExecutor:
+    # sqlglot is imported on first use (lazy.py): here, once, rather than in every worker.
+    for dialect in dialects:
+        sql.dialect(dialect)
+    # Output still buffered here would be written a second time by every worker that exits.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    context = multiprocessing.get_context("fork")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
 
 
 def _ignore_interrupts() -> None:

@@ -14,10 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-
 from .errors import UserError
+from .lazy import exp, sqlglot
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -136,5 +134,5 @@ def values_select(table: SeedTable, column_types: dict[str, str], dialect: str) 
 def _data_type(text: str, dialect: str) -> exp.DataType:
     try:
         return exp.DataType.build(text, dialect=dialect)
-    except (SqlglotError, ValueError) as exc:
+    except (sqlglot.errors.SqlglotError, ValueError) as exc:
         raise UserError(f"column_types: {text!r} is not a {dialect} data type") from exc

@@ -24,11 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-
 from .adapters.base import Adapter
+from .lazy import exp, sqlglot
 from .materializations import TMP_SUFFIX, BuildError, Outcome, _create, _drop, _verbatim
 from .nodes import Relation
 
@@ -142,7 +139,7 @@ def valid_to_current_expression(text: str, dialect: str) -> exp.Expression:
     problem = "it is not an SQL expression"
     try:
         parsed = sqlglot.parse_one(text, read=dialect)
-    except (SqlglotError, ValueError) as exc:
+    except (sqlglot.errors.SqlglotError, ValueError) as exc:
         parsed, problem = None, str(exc).splitlines()[0] if str(exc) else problem
     if parsed is None or isinstance(parsed, (exp.Query, exp.DDL, exp.DML, exp.Command)):
         raise BuildError(
@@ -632,7 +629,7 @@ def _data_type(text: str, dialect: str) -> exp.DataType:
     """A column type as the warehouse reported it, for ALTER TABLE ADD COLUMN."""
     try:
         return exp.DataType.build(text, dialect=dialect, udt=True)
-    except (SqlglotError, ValueError):
+    except (sqlglot.errors.SqlglotError, ValueError):
         return exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=text)
 
 

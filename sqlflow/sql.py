@@ -8,18 +8,13 @@ import threading
 from functools import cache
 from pathlib import Path
 
-from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
-from sqlglot.parser import Parser
-from sqlglot.tokens import Tokenizer
-
 from .errors import CompilationError
+from .lazy import exp, sqlglot
 
 
 @cache
-def dialect(name: str) -> Dialect:
-    return Dialect.get_or_raise(name)
+def dialect(name: str) -> sqlglot.Dialect:
+    return sqlglot.Dialect.get_or_raise(name)
 
 
 def parse(
@@ -30,7 +25,7 @@ def parse(
     try:
         tokenizer, parser = _reused(d)
         statements = [s for s in parser.parse(tokenizer.tokenize(sql), sql) if s is not None]
-    except ParseError as exc:
+    except sqlglot.errors.ParseError as exc:
         info = exc.errors[0] if exc.errors else {}
         line = info.get("line")
         description = _readable(info.get("description") or str(exc))
@@ -41,7 +36,7 @@ def parse(
             line=line,
             hint=f"line {line} of the compiled SQL in {compiled_path}" if compiled_path and line else None,
         ) from exc
-    except TokenError as exc:
+    except sqlglot.errors.TokenError as exc:
         raise CompilationError(f"SQL syntax error: {exc}", path=path) from exc
     except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
         # sqlglot's parser trips over some malformed input instead of reporting it.
@@ -70,7 +65,7 @@ def parse(
 _parsers = threading.local()
 
 
-def _reused(d: Dialect) -> tuple[Tokenizer, Parser]:
+def _reused(d: sqlglot.Dialect) -> tuple[sqlglot.Tokenizer, sqlglot.Parser]:
     """A tokenizer and a parser for `d`, reused by this thread: building them for each query
     (Dialect.parse) cost a sixth of parsing a model. Each use starts by resetting their state."""
     cached = getattr(_parsers, "by_dialect", None)

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlglot import exp
-
 from .adapters.base import Adapter
 from .errors import UserError, WarehouseError
+from .lazy import exp
 from .microbatch import Intervals, parse_time
 from .nodes import Node, Relation
 from .runner import now_iso

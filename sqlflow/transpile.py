@@ -21,11 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError, UnsupportedError
-
 from . import sql
 from .errors import CompilationError
+from .lazy import exp, sqlglot
 
 # Function-call syntax that is SQL grammar, not a function in the warehouses' catalogs.
 SYNTAX_FORMS = frozenset(
@@ -83,9 +81,9 @@ class Transpiler:
         where = f" (see the compiled SQL in {compiled_path})" if compiled_path else ""
         try:
             text = query.sql(
-                dialect=sql.dialect(self.target), pretty=True, unsupported_level=ErrorLevel.RAISE
+                dialect=sql.dialect(self.target), pretty=True, unsupported_level=sqlglot.ErrorLevel.RAISE
             )
-        except UnsupportedError as exc:
+        except sqlglot.errors.UnsupportedError as exc:
             node = _culprit(query, self.target)
             construct = node.sql(dialect=sql.dialect(source))[:80] if node is not None else ""
             raise CompilationError(
@@ -125,7 +123,7 @@ class Transpiler:
         for node in query.find_all(exp.Func):
             try:
                 generated = node.sql(dialect=target)
-            except SqlglotError:
+            except sqlglot.errors.SqlglotError:
                 continue
             match = _CALL.match(generated)
             if match is None:
@@ -154,8 +152,8 @@ def _culprit(query: exp.Expression, target: str) -> exp.Expression | None:
     while True:
         for child in node.iter_expressions():
             try:
-                child.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
-            except UnsupportedError:
+                child.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
+            except sqlglot.errors.UnsupportedError:
                 node = child
                 break
         else:

@@ -19,11 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
-
 from .errors import UserError
+from .lazy import exp, sqlglot
 from .sql import inline_ctes
 from .yaml_lines import line_of
 
@@ -152,7 +149,7 @@ def _rows(item: dict[str, Any], test: str, path: Path, line: int | None, fixture
             raise UserError(f"unit test {test!r}: sql `rows` must be a SELECT", path=path, line=line)
         try:
             sqlglot.parse_one(rows)
-        except ParseError as exc:
+        except sqlglot.errors.ParseError as exc:
             raise UserError(
                 f"unit test {test!r}: sql rows do not parse: {exc.errors[0]['description']}",
                 path=path,

@@ -277,3 +277,47 @@ def test_a_deleted_compiled_file_is_written_again(shop):
     assert "cents" in (compiled / "orders.sql").read_text()
     assert (compiled / "staging" / "stg_orders.sql").exists()
     assert (compiled / "dynamic.sql").stat().st_mtime_ns == before  # unchanged: not rewritten
+
+
+# --------------------------------------------------------------------------- sqlglot on first use
+
+
+def test_sqlglot_stand_ins_are_the_real_modules_once_used():
+    import sqlglot
+    import sqlglot.expressions
+
+    from sqlflow.lazy import exp
+    from sqlflow.lazy import sqlglot as lazy_sqlglot
+
+    assert exp.Select is sqlglot.expressions.Select
+    assert lazy_sqlglot.errors.ParseError is sqlglot.errors.ParseError
+    assert "Select" in vars(exp)  # taken over: later reads are plain module attribute reads
+
+
+def test_an_unchanged_compile_of_static_models_never_imports_sqlglot(make_project):
+    import subprocess
+    import sys
+
+    # Static models only: a model that calls a macro is rendered again, naming relations with sqlglot.
+    project = make_project(
+        {
+            "models/stg_orders.sql": "select 1 as id, 2.5 as amount",
+            "models/orders.sql": "{{ config(materialized='table') }}\n"
+            "select id from {{ ref('stg_orders') }} {% if is_incremental() %}where id > 0{% endif %}",
+            "models/props.yml": "models:\n  - name: orders\n    columns:\n      - name: id\n"
+            "        data_tests: [unique]\n",
+        }
+    )
+    script = (
+        "import sys\n"
+        "from sqlflow import commands\n"
+        f"with commands.open_session({str(project.root)!r}) as session:\n"
+        "    commands.compile(session)\n"
+        "print('sqlglot imported' if 'sqlglot' in sys.modules else 'sqlglot not imported')\n"
+    )
+    run = [sys.executable, "-c", script]
+    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "sqlglot imported"  # a cold compile parses every model
+    again = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "sqlglot not imported"
+    assert (project.root / "target" / "compiled").is_dir()

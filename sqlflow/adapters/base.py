@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlglot import exp
-
 from ..errors import WarehouseError
+from ..lazy import exp
 from ..locking import NoLock, RunLock
 from ..nodes import Node, Relation
 from ..project import Target

@@ -11,9 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
-from sqlglot import exp
-
 from ..errors import UserError, WarehouseError
+from ..lazy import exp
 from ..locking import FileLock, NoLock, RunLock
 from ..nodes import Relation
 from .base import Adapter, QueryResult

@@ -19,10 +19,9 @@ from functools import cache
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-import sqlglot
-from sqlglot import exp
 
 from ..errors import UserError, WarehouseError
+from ..lazy import exp, sqlglot
 from ..locking import Holder, RunLock, this_process
 from ..nodes import Relation
 from .base import Adapter, QueryResult, drop, rename

@@ -28,9 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlglot import exp
-
 from ..errors import UserError, WarehouseError
+from ..lazy import exp
 from ..locking import FileLock, NoLock, RunLock
 from ..nodes import Node, Relation, partition_columns
 from ..seed_csv import read_seed, values_select

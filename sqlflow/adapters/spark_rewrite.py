@@ -11,7 +11,7 @@ are unique); the adapter refuses a rewrite that would change the number of rows.
 
 from __future__ import annotations
 
-from sqlglot import exp
+from ..lazy import exp
 
 MATCHED = "__sqlflow_matched"
 

@@ -21,10 +21,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
-from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError, WarehouseError
+from ..lazy import exp, sqlglot
 from ..nodes import Relation
 from ..project import SECRET_FIELD_NAMES, Target
 from ..seed_csv import read_seed, values_select
@@ -62,7 +61,7 @@ class SQLAlchemyAdapter(Adapter):
                 )
             name = SQLGLOT_DIALECTS.get(url.get_backend_name(), url.get_backend_name())
             try:
-                Dialect.get_or_raise(name)
+                sqlglot.Dialect.get_or_raise(name)
             except ValueError as exc:
                 raise UserError(
                     f"sqlflow has no SQL dialect for SQLAlchemy's {url.get_backend_name()!r}",

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlglot import exp
 
 from ..errors import UserError
+from ..lazy import exp
 from ..locking import FileLock, RunLock
 from ..nodes import Relation
 from .base import QueryResult
