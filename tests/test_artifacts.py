@@ -432,3 +432,29 @@ def test_artifacts_parse_after_a_failed_run(project):
     statuses = {r["unique_id"]: r["status"] for r in results["results"]}
     assert statuses["model.proj.broken"] == "error"
     assert set(statuses.values()) <= {"success", "error", "skipped"}
+
+
+def test_json_artifacts_are_written_as_json_with_default_str_would_write_them():
+    import dataclasses
+    import datetime
+
+    from sqlflow.artifacts import dumps
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    value = {
+        "when": datetime.datetime(2024, 1, 2, 3, 4, 5),
+        "day": datetime.date(2024, 1, 2),
+        "point": Point(1),
+        "path": Path("models/a.sql"),
+        1: "an integer key",
+        "text": "é \"quoted\" \u2028",
+    }
+    expected = json.loads(json.dumps(value, default=str))
+    assert json.loads(dumps(value)) == expected
+    assert dumps({"a": [1, 2]}) == '{"a":[1,2]}'  # compact, as manifest.json's metadata rewrite expects
+    # Beyond what orjson takes: the standard library writes it, in the same layout.
+    assert dumps({"big": 2**70}) == '{"big":%d}' % 2**70
+    assert json.loads(dumps({"lone": "\ud800"})) == {"lone": "\ud800"}
