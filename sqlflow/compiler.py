@@ -95,7 +95,7 @@ class Compiler:
         self._checked = _CheckedSQL(self.project.target_path)
         self.background = background
         self._unwritten: list[tuple[str, str]] = []  # (path, content) to write at finish()
-        self._handed: set[str] = set()  # paths written, or being written, by this compiler
+        self._handed: dict[str, str] = {}  # unique id -> text written, or being written, by this compiler
         self._listed: dict[str, set[str]] = {}  # folder -> names of the files it held when first asked
         self._as_written: dict[Any, str] = {}  # a placeholder's parts or a relation -> as sqlglot writes it
 
@@ -129,26 +129,22 @@ class Compiler:
         files, self._unwritten = self._unwritten, []
         if self.background is None or len(files) < BACKGROUND_WRITES:
             artifacts.write_files(files)
-            self.manifest.save_caches(self.background)
-            return
-        # One child writes both: the load caches are the larger half of a cold compile's writes.
-        save, self.manifest.unsaved_caches = self.manifest.unsaved_caches, None
-
-        def write() -> None:
-            artifacts.write_files(files)
-            if save is not None:
-                save()
-
-        self.background.start("target/", write)
+        else:
+            self.background.start("target/compiled/", lambda: artifacts.write_files(files))
+        # A child of its own: once the parent is done with manifest.json, the two run side by side.
+        self.manifest.save_caches(self.background)
 
     def write_compiled(self, node: Node, text: str) -> None:
         """Write target/compiled/ for a model (at finish()), skipping files whose content is unchanged."""
+        uid = node.unique_id
+        if self._handed.get(uid) == text:
+            return  # handed over already: validate_ahead() does, then the caller of compile()
         path, content, digest = artifacts.compiled_file(self.manifest, node, text)
-        if digest == self._checked.written(node.unique_id) and (path in self._handed or self._exists(path)):
+        if digest == self._checked.written(uid) and (uid in self._handed or self._exists(path)):
             return
-        self._handed.add(path)
+        self._handed[uid] = text
         self._unwritten.append((path, content))
-        self._checked.record_written(node.unique_id, digest)
+        self._checked.record_written(uid, digest)
 
     def _exists(self, path: str) -> bool:
         # One listing per folder rather than a stat per file: most of checking 5,000 unchanged files.
