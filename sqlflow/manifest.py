@@ -50,7 +50,7 @@ from .nodes import (
     merge_config,
     partition_columns,
 )
-from .project import SECRET_ENV_MARKERS, Project, iter_files, make_env_var, make_var
+from .project import SECRET_ENV_MARKERS, Project, folder_prefix, iter_files, make_env_var, make_var
 from .yaml_lines import line_of, load_yaml
 
 if TYPE_CHECKING:
@@ -1191,7 +1191,7 @@ def _folders_within(path: Path, bases: list[Path]) -> list[str]:
     does). String arithmetic: pathlib's is_relative_to/relative_to cost ~20 µs for every file."""
     text = str(path)
     for base in bases:
-        prefix = os.path.join(str(base), "")
+        prefix = folder_prefix(base)
         if text.startswith(prefix):
             return text[len(prefix) :].split(os.sep)[:-1]
     return []
