@@ -219,9 +219,10 @@ def package_version(name: str) -> str:
 # --- the physical floor ------------------------------------------------------
 
 
-def models_in_build_order(project: Path) -> list[tuple[str, str, Path]]:
-    """(name, materialization, compiled SQL path) of every model, parents before children."""
-    manifest = json.loads((project / "target" / "manifest.json").read_text())
+def models_in_build_order(target: Path) -> list[tuple[str, str, Path]]:
+    """(name, materialization, compiled SQL path) of every model in a compiled project's
+    `target` folder, parents before children."""
+    manifest = json.loads((target / "manifest.json").read_text())
     models = {uid: node for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
     parents = {uid: {p for p in node["depends_on"]["nodes"] if p in models} for uid, node in models.items()}
     ordered, done = [], set()
@@ -231,7 +232,7 @@ def models_in_build_order(project: Path) -> list[tuple[str, str, Path]]:
             raise ValueError("cycle in the model graph")
         ordered.extend(ready)
         done.update(ready)
-    compiled = project / "target" / "compiled"
+    compiled = target / "compiled"
     return [
         (
             models[uid]["name"],
@@ -242,12 +243,12 @@ def models_in_build_order(project: Path) -> list[tuple[str, str, Path]]:
     ]
 
 
-def run_floor(project: Path, database: Path, result: Path) -> None:
+def run_floor(target: Path, database: Path, result: Path) -> None:
     """Execute the compiled SQL, one statement per model, in a fresh duckdb file; write the loop's seconds."""
     import duckdb
 
     statements = []
-    for name, materialized, sql_path in models_in_build_order(project):
+    for name, materialized, sql_path in models_in_build_order(target):
         kind = "VIEW" if materialized == "view" else "TABLE"  # incremental: first run is a full build
         statements.append(f'CREATE OR REPLACE {kind} "main"."{name}" AS {sql_path.read_text()}')
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -260,33 +261,31 @@ def run_floor(project: Path, database: Path, result: Path) -> None:
     result.write_text(json.dumps({"seconds": time.perf_counter() - start, "models": len(statements)}))
 
 
-def measure_floor(
-    results, project: Path, workdir: Path, models: int, rows: int, source: str, repeats: int = 1
-) -> None:
+def compile_for_floor(
+    project: Path, workdir: Path, command: list[str], env: dict[str, str], log: Path
+) -> str:
+    """Compile the project against a fresh database (so incremental models compile to their full
+    build) and keep its target/ as the floor's SQL, apart from the runs that follow; the status."""
+    reset(project, target=True)
+    status, _, _ = measure(command, project, log, env)
+    if status == "ok":
+        shutil.rmtree(workdir / "floor" / "target", ignore_errors=True)
+        shutil.copytree(project / "target", workdir / "floor" / "target")
+    reset(project, target=True)
+    return status
+
+
+def measure_floor_once(workdir: Path, log: Path) -> tuple[str, float | None, float | None]:
+    """One run of the floor in a child process: (status, seconds of its timed loop, peak MB)."""
     # The compiled SQL names relations "bench"."main"."x": the file must be called bench.duckdb.
     database, result = workdir / "floor" / "bench.duckdb", workdir / "floor" / "result.json"
     result.unlink(missing_ok=True)
-    argv = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--floor",
-        str(project),
-        "--floor-db",
-        str(database),
-        "--floor-result",
-        str(result),
-    ]
-    row = Measurement("floor", f"duckdb API (SQL from {source})", models, rows, floor_relative=True)
-    seconds, peaks = [], []
-    for i in range(repeats):
-        row.status, _, peak = measure(argv, REPO, workdir / "logs" / f"floor-{i}.log")
-        if row.status != "ok":
-            break
-        seconds.append(json.loads(result.read_text())["seconds"])  # the timed loop, without start-up
-        peaks.append(peak)
-    if row.status == "ok":
-        row.seconds, row.peak_mb, row.runs = statistics.median(seconds), max(peaks), len(seconds)
-    add(results, row)
+    argv = [sys.executable, str(Path(__file__).resolve()), "--floor", str(workdir / "floor" / "target")]
+    argv += ["--floor-db", str(database), "--floor-result", str(result)]
+    status, _, peak = measure(argv, REPO, log)
+    if status != "ok":
+        return status, None, None
+    return status, json.loads(result.read_text())["seconds"], peak  # the timed loop, without start-up
 
 
 # --- the benchmark -----------------------------------------------------------
@@ -346,45 +345,52 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
                 logs / f"dbt-{step}-{size}.log",
                 dbt_env(project),
             )
-    if sqlflow:
-        # Each repeat is a fresh build followed by a second run of the unchanged project.
-        argv = [*sqlflow, "run", "--project-dir", str(project)]
-        timings: dict[str, list[tuple[str, float | None, float | None]]] = {step: [] for _, step in runs}
-        for i in range(args.repeats):
+    source = "dbt" if dbt else "sqlflow" if sqlflow else None
+    floor_status = "not available (no compiler)"
+    if source is not None:
+        compile_argv = (
+            [str(dbt), "compile"] if source == "dbt" else [*sqlflow, "compile", "--project-dir", str(project)]
+        )
+        env = {**dbt_env(project), **sqlflow_env(workdir)}
+        floor_status = compile_for_floor(
+            project, workdir, compile_argv, env, logs / f"{source}-compile-for-floor.log"
+        )
+        if floor_status != "ok":
+            floor_status = f"no compiled SQL: {floor_status}"
+    # Each repeat is a fresh build, a second run of the unchanged project, then the floor: side by
+    # side, so that the machine's speed, which drifts from minute to minute, is the same for their ratio.
+    timings: dict[str, list[tuple[str, float | None, float | None]]] = {step: [] for _, step in runs}
+    timings["floor"] = []
+    argv = [*sqlflow, "run", "--project-dir", str(project)] if sqlflow else []
+    for i in range(args.repeats):
+        if sqlflow:
             reset(project, target=True)
             for _, step in runs:
                 log = logs / f"sqlflow-{step}-{size}-{i}.log"
                 timings[step].append(measure(argv, project, log, sqlflow_env(workdir)))
-        for label, step in runs:
-            row = Measurement("sqlflow", label, size, rows, step=step, floor_relative=True)
-            failed = [status for status, _, _ in timings[step] if status != "ok"]
-            row.status = failed[0] if failed else "ok"
-            if not failed:
-                row.seconds = statistics.median(seconds for _, seconds, _ in timings[step])
-                row.peak_mb = max(peak for _, _, peak in timings[step])
-                row.runs = len(timings[step])
-            add(results, row)
-
-    source = "dbt" if dbt else "sqlflow" if sqlflow else None
-    if source is None:
-        add(results, Measurement("floor", "duckdb API", size, rows, status="not available (no compiler)"))
-        return results, versions
-    # Compile against a fresh database, so incremental models compile to their full build.
-    reset(project, target=True)
-    compile_argv = (
-        [str(dbt), "compile"] if source == "dbt" else [*sqlflow, "compile", "--project-dir", str(project)]
+        if floor_status == "ok":
+            timings["floor"].append(measure_floor_once(workdir, logs / f"floor-{i}.log"))
+    rows_to_add = (
+        [
+            (Measurement("sqlflow", label, size, rows, step=step, floor_relative=True), step)
+            for label, step in runs
+        ]
+        if sqlflow
+        else []
     )
-    status, _, _ = measure(
-        compile_argv,
-        project,
-        logs / f"{source}-compile-for-floor.log",
-        {**dbt_env(project), **sqlflow_env(workdir)},
+    rows_to_add.append(
+        (Measurement("floor", f"duckdb API (SQL from {source})", size, rows, floor_relative=True), "floor")
     )
-    reset(project)
-    if status == "ok":
-        measure_floor(results, project, workdir, size, rows, source, args.repeats)
-    else:
-        add(results, Measurement("floor", "duckdb API", size, rows, status=f"no compiled SQL: {status}"))
+    for row, step in rows_to_add:
+        failed = [status for status, _, _ in timings[step] if status != "ok"]
+        row.status = (
+            floor_status if step == "floor" and floor_status != "ok" else failed[0] if failed else "ok"
+        )
+        if row.status == "ok":
+            row.seconds = statistics.median(seconds for _, seconds, _ in timings[step])
+            row.peak_mb = max(peak for _, _, peak in timings[step])
+            row.runs = len(timings[step])
+        add(results, row)
     delete_set_aside(workdir)
     return results, versions
 
