@@ -9,15 +9,17 @@ itself, which reports the error with its location.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from . import sql
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 # Below this many queries, starting processes costs more than the parallel parse saves (measured
 # in docs/benchmarks.md: a worker costs ~20 ms to fork, a query ~0.3 ms to parse).
@@ -161,6 +163,10 @@ class EarlyParse:
 
 
 def _forking_pool(workers: int, dialects: set[str]) -> ProcessPoolExecutor:
+    # Imported here: a command that parses nothing (an unchanged compile) skips their ~13 ms.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # sqlglot is imported on first use (lazy.py): here, once, rather than in every worker.
     for dialect in dialects:
         sql.dialect(dialect)
