@@ -96,6 +96,19 @@ def record(
     return add(results, row)
 
 
+def summarize(
+    results: list[Measurement], row: Measurement, timings: list[tuple[str, float | None, float | None]]
+) -> Measurement:
+    """Add `row` with the median seconds and the highest peak of `timings` (measure()'s results)."""
+    failed = [status for status, _, _ in timings if status != "ok"]
+    row.status = failed[0] if failed else "ok"
+    if not failed:
+        row.seconds = statistics.median(seconds for _, seconds, _ in timings)
+        row.peak_mb = max(peak for _, _, peak in timings)
+        row.runs = len(timings)
+    return add(results, row)
+
+
 def add(results: list[Measurement], row: Measurement) -> Measurement:
     if row.status != "ok":
         row.seconds = row.peak_mb = None
@@ -309,27 +322,31 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
 
     for size in args.sizes:
         project = generate_project(workdir, size, 100)
+        # In rounds: one dbt parse, then sqlflow's cold and warm compiles, so that both tools'
+        # medians come from the same minutes of a machine whose speed drifts.
+        timings: dict[str, list[tuple[str, float | None, float | None]]] = {"dbt": [], "cold": [], "warm": []}
+        for round_ in range(args.parse_rounds):
+            if dbt:
+                log = logs / f"dbt-parse-{size}-{round_}.log"
+                timings["dbt"].append(
+                    measure([str(dbt), "parse", "--no-partial-parse"], project, log, dbt_env(project))
+                )
+            for label in ("cold", "warm") if sqlflow else ():
+                for i in range(args.repeats):
+                    if label == "cold":
+                        reset(project, target=True)
+                    log = logs / f"sqlflow-compile-{label}-{size}-{round_}-{i}.log"
+                    argv = [*sqlflow, "compile", "--project-dir", str(project)]
+                    timings[label].append(measure(argv, project, log, sqlflow_env(workdir)))
         if dbt:
-            record(
+            summarize(
                 results,
                 Measurement("dbt", "parse --no-partial-parse", size, 100, step="parse"),
-                [str(dbt), "parse", "--no-partial-parse"],
-                project,
-                logs / f"dbt-parse-{size}.log",
-                dbt_env(project),
+                timings["dbt"],
             )
-        if sqlflow:
-            for label in ("cold", "warm"):
-                record(
-                    results,
-                    Measurement("sqlflow", f"compile ({label})", size, 100, step="parse"),
-                    [*sqlflow, "compile", "--project-dir", str(project)],
-                    project,
-                    logs / f"sqlflow-compile-{label}-{size}.log",
-                    sqlflow_env(workdir),
-                    args.repeats,
-                    before=(lambda p=project: reset(p, target=True)) if label == "cold" else None,
-                )
+        for label in ("cold", "warm") if sqlflow else ():
+            row = Measurement("sqlflow", f"compile ({label})", size, 100, step="parse")
+            summarize(results, row, timings[label])
 
     size, rows = args.run_size, args.rows
     project = generate_project(workdir, size, rows)
@@ -382,15 +399,10 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
         (Measurement("floor", f"duckdb API (SQL from {source})", size, rows, floor_relative=True), "floor")
     )
     for row, step in rows_to_add:
-        failed = [status for status, _, _ in timings[step] if status != "ok"]
-        row.status = (
-            floor_status if step == "floor" and floor_status != "ok" else failed[0] if failed else "ok"
-        )
-        if row.status == "ok":
-            row.seconds = statistics.median(seconds for _, seconds, _ in timings[step])
-            row.peak_mb = max(peak for _, _, peak in timings[step])
-            row.runs = len(timings[step])
-        add(results, row)
+        if step == "floor" and floor_status != "ok":
+            add(results, Measurement(row.tool, row.command, size, rows, status=floor_status))
+        else:
+            summarize(results, row, timings[step])
     delete_set_aside(workdir)
     return results, versions
 
@@ -486,7 +498,13 @@ def parse_args(argv=None):
         "--repeats",
         type=int,
         default=5,
-        help="runs of each sqlflow and floor measurement (median); dbt runs once",
+        help="runs of each sqlflow and floor measurement (median) per round; dbt runs once per round",
+    )
+    parser.add_argument(
+        "--parse-rounds",
+        type=int,
+        default=3,
+        help="rounds of dbt parse followed by sqlflow's compiles, per size (the medians span them all)",
     )
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / ".work")
     parser.add_argument("--out", type=Path, help="markdown file to write the results section into")
