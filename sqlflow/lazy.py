@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class _ImportedOnFirstUse(types.ModuleType):
@@ -21,5 +21,9 @@ class _ImportedOnFirstUse(types.ModuleType):
         return getattr(module, name)
 
 
-sqlglot: Any = _ImportedOnFirstUse("sqlglot")
-exp: Any = _ImportedOnFirstUse("sqlglot.expressions")
+if TYPE_CHECKING:  # type checkers and editors see the real modules
+    import sqlglot
+    from sqlglot import exp
+else:
+    sqlglot = _ImportedOnFirstUse("sqlglot")
+    exp = _ImportedOnFirstUse("sqlglot.expressions")
