@@ -11,10 +11,7 @@ import datetime
 import difflib
 import hashlib
 import json
-import marshal
 import os
-import pickle
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import __version__, data_tests, manifest_cache, parse_pool, snapshots, unit_tests
+from . import data_tests, manifest_cache, parse_pool, snapshots, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import (
     MacroLibrary,
@@ -50,6 +47,7 @@ from .nodes import (
     merge_config,
     partition_columns,
 )
+from .parse_cache import ParseCache
 from .project import SECRET_ENV_MARKERS, Project, folder_prefix, iter_files, make_env_var, make_var
 from .yaml_lines import line_of, load_yaml
 
@@ -166,7 +164,7 @@ class _Loader:
         self.env = make_environment()
         self.macros = MacroLibrary(self.env)
         self.warnings: list[str] = []
-        self.cache = _ParseCache(project) if use_cache else None
+        self.cache = ParseCache(project) if use_cache else None
         self.run_started_at = datetime.datetime.now(datetime.timezone.utc)
         self.invocation_id = str(uuid.uuid4())
         self._folders: dict[Path, list[str]] = {}
@@ -1250,91 +1248,3 @@ class _ParsedFile:
     raw: str
     program: Program
     loaded: Any  # the load render's result from the parse cache (refs, sources, config, env reads)
-
-
-class _ParseCache:
-    """Per-file parse results in target/, keyed by content and everything a parse depends on."""
-
-    FILE = "sqlflow_parse_cache.pickle"
-    FORMAT = 2  # bump when the shape of an entry changes
-
-    def __init__(self, project: Project) -> None:
-        self.path = project.target_path / self.FILE
-        env_part = sorted((k, v) for k, v in os.environ.items() if k.startswith(("SQLFLOW_", "DBT_")))
-        self.context_key = _digest(
-            json.dumps(
-                [
-                    self.FORMAT,
-                    __version__,
-                    sys.version,
-                    project.vars,
-                    project.target.name,
-                    project.target.schema,
-                    env_part,
-                ],
-                sort_keys=True,
-                default=str,
-            )
-        )
-        self.entries: dict[str, Any] = {}
-        self.fresh: dict[str, Any] = {}
-        self.dirty = False
-        try:
-            with self.path.open("rb") as handle:
-                stored = pickle.load(handle)
-            if stored.get("context") == self.context_key:
-                self.entries = stored["entries"]
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError, ValueError):
-            self.entries = {}
-
-    def _key(self, path: Path, text: str, macros_digest: str) -> str:
-        return _digest(f"{path}\0{text}\0{macros_digest}")
-
-    def program(self, path: Path, text: str, macros_digest: str):
-        hit = self.entries.get(str(path))
-        if hit and hit[0] == self._key(path, text, macros_digest):
-            program: Program = hit[1]
-            if hit[3] is not None:
-                program.code = marshal.loads(hit[3])
-            loaded = hit[2]
-            if loaded is not None and any(os.environ.get(k) != v for k, v in loaded[3].items()):
-                loaded = None  # an environment variable it read has changed: render again
-            self.fresh[str(path)] = hit
-            return program, loaded
-        return None
-
-    def remember(self, path: Path, text: str, macros_digest: str, program: Program, loaded: Any) -> None:
-        key = self._key(path, text, macros_digest)
-        if str(path) in self.fresh and self.fresh[str(path)][0] == key:
-            return
-        code = marshal.dumps(program.code) if program.code is not None else None
-        self.fresh[str(path)] = (key, program, loaded, code)
-        self.dirty = True
-
-    def yaml(self, path: Path) -> Any:
-        text = path.read_text(encoding="utf-8")
-        key = _digest(text)
-        hit = self.entries.get(f"yaml:{path}")
-        if hit and hit[0] == key:
-            self.fresh[f"yaml:{path}"] = hit
-            return hit[1]
-        data = load_yaml(path, text)
-        self.fresh[f"yaml:{path}"] = (key, data)
-        self.dirty = True
-        return data
-
-    def save(self) -> None:
-        if not self.dirty and len(self.fresh) == len(self.entries):
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as handle:
-                pickle.dump({"context": self.context_key, "entries": self.fresh}, handle, protocol=5)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
