@@ -387,14 +387,11 @@ def benchmark(args) -> tuple[list[Measurement], dict[str, str]]:
                 timings[step].append(measure(argv, project, log, sqlflow_env(workdir)))
         if floor_status == "ok":
             timings["floor"].append(measure_floor_once(workdir, logs / f"floor-{i}.log"))
-    rows_to_add = (
-        [
-            (Measurement("sqlflow", label, size, rows, step=step, floor_relative=True), step)
-            for label, step in runs
-        ]
+    rows_to_add = [
+        (Measurement("sqlflow", label, size, rows, step=step, floor_relative=True), step)
+        for label, step in runs
         if sqlflow
-        else []
-    )
+    ]
     rows_to_add.append(
         (Measurement("floor", f"duckdb API (SQL from {source})", size, rows, floor_relative=True), "floor")
     )
