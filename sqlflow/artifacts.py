@@ -246,6 +246,18 @@ def write_manifest(
             }
             for uid, m in manifest.macros.items()
         },
+        "docs": {
+            doc.unique_id: {
+                "unique_id": doc.unique_id,
+                "name": doc.name,
+                "resource_type": "doc",
+                "package_name": manifest.project.name,
+                "path": _path_in_folders(manifest, doc.original_file_path, manifest.project.docs_paths),
+                "original_file_path": doc.original_file_path,
+                "block_contents": doc.block_contents,
+            }
+            for doc in manifest.docs.values()
+        },
         "parent_map": {uid: sorted(graph.parents(uid)) for uid in graph},
         "child_map": {uid: sorted(graph.children(uid)) for uid in graph},
         "exposures": {},
@@ -430,10 +442,14 @@ def _path_in_resource_folder(manifest: Manifest, node: Node) -> str:
     """dbt's `path`: relative to the model (or seed) folder the file is in."""
     project = manifest.project
     folders = project.seed_paths if node.resource_type == "seed" else project.model_paths
+    return _path_in_folders(manifest, node.original_file_path, folders)
+
+
+def _path_in_folders(manifest: Manifest, original_file_path: str, folders: list[Path]) -> str:
     for folder in folders:
         # original_file_path is relative to the project root, like relpath(folder): string
         # arithmetic gives pathlib's relative_to at a tenth of its cost.
-        prefix = project.relpath(folder) + "/"
-        if node.original_file_path.startswith(prefix):
-            return node.original_file_path[len(prefix) :]
-    return node.original_file_path
+        prefix = manifest.project.relpath(folder) + "/"
+        if original_file_path.startswith(prefix):
+            return original_file_path[len(prefix) :]
+    return original_file_path

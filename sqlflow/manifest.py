@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import data_tests, manifest_cache, parse_pool, snapshots, unit_tests
+from . import data_tests, doc_blocks, manifest_cache, parse_pool, snapshots, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import (
     MacroLibrary,
@@ -38,6 +38,7 @@ from .nodes import (
     INCREMENTAL_STRATEGIES,
     ON_SCHEMA_CHANGE,
     Column,
+    Doc,
     Macro,
     Node,
     RefCall,
@@ -86,6 +87,7 @@ class Manifest:
     invocation_id: str
     run_started_at: datetime.datetime
     warnings: list[str] = field(default_factory=list)
+    docs: dict[str, Doc] = field(default_factory=dict)  # doc blocks by name (doc_blocks.py)
     # The digest of every input of the load (manifest_cache.inputs_key); None without caches.
     inputs_key: str | None = None
     # New models' SQL being parsed while the project loaded (a cold load); the compiler takes it.
@@ -135,7 +137,13 @@ def load_manifest(project: Project, *, use_cache: bool = True, fingerprints: boo
         manifest = loader.load()
         env_reads = loader.env_reads
         snapshot = manifest_cache.Snapshot(
-            key, manifest.nodes, manifest.sources, manifest.macros, list(manifest.warnings), env_reads
+            key,
+            manifest.nodes,
+            manifest.sources,
+            manifest.macros,
+            list(manifest.warnings),
+            env_reads,
+            docs=manifest.docs,
         )
         parse_cache = loader.cache
         assert parse_cache is not None
@@ -170,6 +178,7 @@ class _Loader:
         self._folders: dict[Path, list[str]] = {}
         self.env_reads: dict[str, str | None] = {}  # every env_var() the load read, with its value
         self.early_parse = parse_pool.EarlyParse(project.dialect, normalize=fingerprints)
+        self.docs: dict[str, Doc] = {}
         self._placeholders: dict[str, Any] | None = None  # built on first use: a cache hit needs none
 
     # ----------------------------------------------------------------- orchestration
@@ -199,6 +208,7 @@ class _Loader:
             invocation_id=self.invocation_id,
             run_started_at=self.run_started_at,
             warnings=list(snapshot.warnings),
+            docs=snapshot.docs,
             graph_lists=snapshot.graph_lists,
         )
 
@@ -212,6 +222,7 @@ class _Loader:
     def _load(self) -> Manifest:
         project = self.project
         macros = self._load_macros()
+        self.docs = self._load_docs()
         # Models' templates first: the early parse of their SQL starts while the YAML is read.
         models = [(path, self._parse_file(path)) for path in iter_files(project.model_paths, (".sql",))]
         properties = self._load_properties()
@@ -254,6 +265,7 @@ class _Loader:
             invocation_id=self.invocation_id,
             run_started_at=self.run_started_at,
             warnings=self.warnings,
+            docs=self.docs,
             early_parse=self.early_parse,
         )
         for node in nodes.values():
@@ -304,6 +316,41 @@ class _Loader:
                 uid = f"macro.{self.project.name}.{name}"
                 macros[uid] = Macro(uid, name, path, self.project.relpath(path), source, line)
         return macros
+
+    # ----------------------------------------------------------------- doc blocks and descriptions
+
+    def _load_docs(self) -> dict[str, Doc]:
+        found = []
+        for path in iter_files(self.project.docs_paths, (".md",)):
+            found += doc_blocks.read_doc_blocks(
+                path, _read(path), self.env, self.project.name, self.project.relpath(path)
+            )
+        return doc_blocks.index_docs(found, self.project.relpath)
+
+    def _description(self, entry: dict[str, Any], path: Path | str | None) -> str:
+        """An entry's `description`, with `{{ doc('name') }}` (and other Jinja) rendered."""
+        text = str(entry.get("description") or "")
+        if "{{" not in text and "{%" not in text:
+            return text
+        line = line_of(entry, "description")
+        context = {
+            **self._context(execute=False),
+            "doc": doc_blocks.doc_function(self.docs, self.project.name, path, line),
+        }
+        try:
+            return self.env.from_string(text).render(context)
+        except UserError:
+            raise
+        except jinja2.TemplateError as exc:
+            raise UserError(
+                f"description: {exc}",
+                path=path,
+                line=line,
+                hint="quote Jinja in YAML, e.g. description: '{{ doc(\"orders\") }}'",
+            ) from exc
+
+    def _columns(self, entry: dict[str, Any], path: Path | str | None) -> dict[str, Column]:
+        return _columns(entry, path, self._description)
 
     # ----------------------------------------------------------------- properties YAML
 
@@ -386,8 +433,8 @@ class _Loader:
                     ),
                     path=self.project.relpath(path),
                     line=line_of(table),
-                    description=str(table.get("description") or ""),
-                    columns=_columns(table, path),
+                    description=self._description(table, path),
+                    columns=self._columns(table, path),
                     loaded_at_field=table.get("loaded_at_field") or entry.get("loaded_at_field"),
                     freshness=table.get("freshness", entry.get("freshness")),
                     event_time=((table.get("config") or {}).get("event_time"))
@@ -497,8 +544,8 @@ class _Loader:
             config=config,
             refs=refs,
             sources=sources,
-            description=str(entry.get("description") or ""),
-            columns=_columns(entry, patch_path),
+            description=self._description(entry, patch_path),
+            columns=self._columns(entry, patch_path),
             patch_path=project.relpath(patch_path) if patch_path else None,
             program=program,
             line=line,
@@ -721,7 +768,7 @@ class _Loader:
             checksum=hashlib.sha256(identity.encode()).hexdigest(),
             config=config,
             refs=[RefCall(model_name, line)],
-            description=str(entry.get("description") or ""),
+            description=self._description(entry, path),
             line=line,
             test_metadata=metadata,
             attached_node=model.unique_id,
@@ -759,8 +806,8 @@ class _Loader:
             raw_code="",
             checksum=digest,
             config=config,
-            description=str(entry.get("description") or ""),
-            columns=_columns(entry, patch_path),
+            description=self._description(entry, patch_path),
+            columns=self._columns(entry, patch_path),
             patch_path=project.relpath(patch_path) if patch_path else None,
         )
 
@@ -1074,7 +1121,7 @@ def _check_contract(
             hint="an ephemeral model is never built, so there is nothing to check: materialize it as a "
             "view, table or incremental model, or remove the contract",
         )
-    columns = _columns(entry, yaml_path)
+    columns = _columns(entry, yaml_path, lambda column, _: str(column.get("description") or ""))
     if not columns:
         raise UserError(
             f"model {name} has an enforced contract but declares no columns",
@@ -1149,7 +1196,10 @@ def _test_list(entry: dict[str, Any], key: str, path: Path) -> list[Any]:
     return tests
 
 
-def _columns(entry: dict[str, Any], path: Path | str | None) -> dict[str, Column]:
+def _columns(
+    entry: dict[str, Any], path: Path | str | None, describe: Callable[[dict[str, Any], Any], str]
+) -> dict[str, Column]:
+    """A YAML entry's `columns`; `describe(column, path)` gives a column's description."""
     columns = {}
     listed = entry.get("columns") or []
     if not isinstance(listed, list):
@@ -1175,7 +1225,7 @@ def _columns(entry: dict[str, Any], path: Path | str | None) -> dict[str, Column
             name = str(column["name"])
             columns[name] = Column(
                 name=name,
-                description=str(column.get("description") or ""),
+                description=describe(column, path),
                 data_type=column.get("data_type"),
                 meta=dict(column.get("meta") or {}),
                 tests=list(column.get("data_tests") or column.get("tests") or []),

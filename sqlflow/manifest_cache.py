@@ -5,9 +5,10 @@ node: reading the properties YAML, merging config, naming relations, resolving r
 input changed at all, this cache skips that work and unpickles the nodes as they were built.
 
 Its key is a digest of every input a load reads: the path and content of every file under the
-project's model, seed, snapshot, macro and test folders; the settings and vars; the target; the
-sqlflow and Python versions; and `SQLFLOW_*`/`DBT_*` environment variables. Environment
-variables read by `env_var()` while loading are recorded with their values and checked on use.
+project's model, seed, snapshot, macro and test folders and of every `.md` file under its docs
+folders; the settings and vars; the target; the sqlflow and Python versions; and `SQLFLOW_*`/
+`DBT_*` environment variables. Environment variables read by `env_var()` while loading are
+recorded with their values and checked on use.
 A load that read a secret-looking variable is not cached (the nodes may hold its value).
 """
 
@@ -28,11 +29,11 @@ from pathlib import Path, PosixPath, PurePath, WindowsPath
 from typing import Any
 
 from . import __version__
-from .nodes import Macro, Node, Source
+from .nodes import Doc, Macro, Node, Source
 from .project import SECRET_ENV_MARKERS, Project
 
 FILE = "sqlflow_manifest_cache.pickle"
-FORMAT = 2  # bump when the shape of a snapshot changes
+FORMAT = 3  # bump when the shape of a snapshot changes
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Snapshot:
     warnings: list[str]
     env_reads: dict[str, str | None] = field(default_factory=dict)  # name -> value (None: unset)
     code: dict[str, bytes] = field(default_factory=dict)  # unique id -> marshalled Jinja code
+    docs: dict[str, Doc] = field(default_factory=dict)  # name -> doc block
     graph_lists: Any = None  # Manifest.graph_lists, when a graph was built before saving
 
 
@@ -82,7 +84,11 @@ def inputs_key(project: Project, sql_read: dict[str, bytes] | None = None) -> st
     known = _read_file_digests(table_path)
     now, current = time.time_ns(), {}
     keep = sql_read if sql_read is not None else {}
-    for path in _files(folders):
+    paths = _files(folders)
+    # Of other docs folders (by default only `analyses`), only the doc blocks.
+    if docs_only := [folder for folder in project.docs_paths if folder not in folders]:
+        paths = sorted({*paths, *(path for path in _files(docs_only) if path.endswith(".md"))})
+    for path in paths:
         current[path] = _file_digest(path, known.get(path), keep if path.endswith(".sql") else None)
         digest.update(f"\0{path}\0".encode() + current[path][2])
     # Written again when a file changed, and while recent digests still wait to be trusted.

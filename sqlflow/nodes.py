@@ -178,6 +178,18 @@ class Source:
 
 
 @dataclass
+class Doc:
+    """A `{% docs name %}` block of a `.md` file (doc_blocks.py)."""
+
+    unique_id: str
+    name: str
+    path: Path
+    original_file_path: str
+    block_contents: str
+    line: int | None = None
+
+
+@dataclass
 class Macro:
     unique_id: str
     name: str

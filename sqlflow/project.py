@@ -189,6 +189,21 @@ class Project:
         return self.paths("snapshot-paths", ["snapshots"])
 
     @functools.cached_property
+    def docs_paths(self) -> list[Path]:
+        """Where `{% docs %}` blocks are read from: dbt's default is every resource folder."""
+        if self.settings.get("docs-paths"):
+            return self.paths("docs-paths", [])
+        folders = [
+            *self.model_paths,
+            *self.seed_paths,
+            *self.paths("analysis-paths", ["analyses"]),
+            *self.macro_paths,
+            *self.test_paths,
+            *self.snapshot_paths,
+        ]
+        return list(dict.fromkeys(folders))
+
+    @functools.cached_property
     def target_path(self) -> Path:
         return self.root / self.settings.get("target-path", "target")
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..catalog import CatalogEntry
 from ..compiler import CompiledNode
+from ..doc_blocks import OVERVIEW
 from ..graph import Graph
 from ..lineage import ModelLineage
 from ..manifest import Manifest
@@ -228,6 +229,8 @@ class _Site:
             "target": manifest.project.target.name,
             "adapter": manifest.project.target.type,
             "generated_at": manifest.run_started_at.isoformat(),
+            # The project's `{% docs __overview__ %}` block, shown on the front page as dbt does.
+            "overview": overview.block_contents if (overview := manifest.docs.get(OVERVIEW)) else None,
             "focus_threshold": FOCUS_THRESHOLD,
             "chunk_size": CHUNK_SIZE,
             "counts": counts,

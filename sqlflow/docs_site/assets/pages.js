@@ -23,6 +23,7 @@ SF.pages = (function () {
     SF.clear(container).append(
       el("h1", {}, index.project),
       el("p", { class: "muted" }, `Target ${index.target} (${index.adapter}) · generated ${index.generated_at.replace("T", " ").slice(0, 19)} UTC`),
+      index.overview ? el("p", { class: "description overview" }, index.overview) : null,
       section("What is here", el("ul", { class: "counts" }, counts)),
       statusItems.length ? section("Last run", el("ul", { class: "counts" }, statusItems)) : null,
       section("How to use it",
