@@ -317,6 +317,15 @@ def run(
     """
     if command != "test":
         session.lock_target(lock_timeout, cancel)
+    for key in ("on-run-start", "on-run-end"):
+        if session.project.settings.get(key):
+            session.emit(
+                "warning",
+                f"{session.project.relpath(session.project.settings_path)}:"
+                f"{line_of(session.project.settings, key) or 1}: `{key}` is not run by sqlflow; "
+                "its statements were skipped",
+                "warning",
+            )
     manifest = session.manifest
     started = time.perf_counter()
     args = {
@@ -687,6 +696,7 @@ def build_node(
         limit = _TimeLimit(adapter, timeout)
         try:
             with limit:
+                _run_hooks(adapter, compiled.pre_hooks, "pre-hook")
                 if _is_microbatch(node):
                     outcome = _build_microbatch(
                         adapter,
@@ -699,6 +709,7 @@ def build_node(
                     )
                 else:
                     outcome = _materialize_node(adapter, compiler, compiled, full_refresh=full_refresh)
+                _run_hooks(adapter, compiled.post_hooks, "post-hook")
         except (WarehouseError, BuildError) as raised:
             exc: WarehouseError | BuildError = raised
             if limit.expired.is_set():  # the interrupt's own error says nothing about why
@@ -831,6 +842,15 @@ def _build_microbatch(
         on_retry=on_retry,
         cancel=cancel,
     )
+
+
+def _run_hooks(adapter: Adapter, hooks: list[str], key: str) -> None:
+    """A node's pre-hooks (before its build) or post-hooks (after it), each on its own, in order."""
+    for number, hook in enumerate(hooks, 1):
+        try:
+            adapter.execute(hook)
+        except WarehouseError as exc:
+            raise BuildError(f"{key} {number} of {len(hooks)} failed: {exc}") from exc
 
 
 def _materialize_node(

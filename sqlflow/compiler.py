@@ -43,6 +43,8 @@ class CompiledNode:
     is_incremental: bool = False
     ephemerals: list[str] = field(default_factory=list)  # unique ids inlined, in order
     dialect: str | None = None  # the project's, which contract data types are written in
+    pre_hooks: list[str] = field(default_factory=list)  # rendered `pre-hook` statements, in order
+    post_hooks: list[str] = field(default_factory=list)
 
 
 # Fewer compiled files than this are written in line: forking a writer costs more than they do.
@@ -116,8 +118,28 @@ class Compiler:
             compiled = self._compile_generic_test(node)
         else:
             compiled = self._compile_model(node)
+        if node.config.get("pre-hook") or node.config.get("post-hook"):
+            compiled.pre_hooks = self._render_hooks(node, "pre-hook")
+            compiled.post_hooks = self._render_hooks(node, "post-hook")
         self._compiled[uid] = compiled
         return compiled
+
+    def _render_hooks(self, node: Node, key: str) -> list[str]:
+        """A node's hooks, rendered in the node's run-time context; empty ones left out."""
+        rendered = []
+        for hook in node.config.get(key) or []:
+            context = RenderContext(self._context(node, []), self.manifest.macro_library)
+            try:
+                text = self.manifest.env.from_string(hook["sql"]).render(context)
+            except UserError:
+                raise
+            except Exception as exc:  # Jinja's errors, and what a macro raises
+                raise CompilationError(
+                    f"{node.name}: cannot render its {key}: {exc}", path=node.path
+                ) from exc
+            if text.strip():
+                rendered.append(text.strip())
+        return rendered
 
     def finish(self) -> None:
         """Write the compiled files (target/compiled/): in a child process with a `background`

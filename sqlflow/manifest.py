@@ -43,10 +43,12 @@ from .nodes import (
     Node,
     RefCall,
     Relation,
+    RelationName,
     Source,
     SourceCall,
     merge_config,
     partition_columns,
+    relation_name,
 )
 from .parse_cache import ParseCache
 from .project import SECRET_ENV_MARKERS, Project, folder_prefix, iter_files, make_env_var, make_var
@@ -826,7 +828,7 @@ class _Loader:
 
         def source(source_name: str, table_name: str) -> str:
             sources.append(SourceCall(source_name, table_name))
-            return _placeholder(f"{source_name}.{table_name}")
+            return relation_name(None, source_name, table_name, dialect=None)
 
         def config_fn(*args: Any, **kwargs: Any) -> str:
             if args and isinstance(args[0], dict):
@@ -847,7 +849,7 @@ class _Loader:
             ref=ref,
             source=source,
             config=ConfigAccessor(config_fn, {**config, **recorded}),
-            this=_placeholder(name),
+            this=_placeholder(str(config.get("alias") or name)),
             is_incremental=lambda: False,
             model={
                 "name": name,
@@ -855,6 +857,9 @@ class _Loader:
                 "config": config,
                 "resource_type": "model",
                 "package_name": self.project.name,
+                # As configured so far; a generate_alias_name/generate_schema_name macro runs later.
+                "alias": str(config.get("alias") or name),
+                "schema": self.project.target.schema,
                 # Unknown while loading (config() may not have run yet); only refs matter here.
                 "batch": {
                     "id": "",
@@ -1252,8 +1257,8 @@ def _read(path: Path) -> str:
         raise UserError(f"file is not UTF-8 text: {exc}", path=path, hint="save it as UTF-8") from exc
 
 
-def _placeholder(name: str) -> str:
-    return f'"__sqlflow_placeholder__"."{name}"'
+def _placeholder(name: str) -> RelationName:
+    return relation_name(None, "__sqlflow_placeholder__", name, dialect=None)
 
 
 class ConfigAccessor:

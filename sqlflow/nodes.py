@@ -45,23 +45,72 @@ class Relation:
             catalog=exp.to_identifier(self.database, quoted=True) if self.database else None,
         )
 
-    def sql(self, dialect: str) -> str:
+    def sql(self, dialect: str) -> RelationName:
         return _render_relation(self, dialect)
 
     def with_identifier(self, identifier: str) -> Relation:
         return Relation(self.database, self.schema, identifier)
 
 
+class RelationName(str):
+    """A relation as Jinja sees it (`this`, `ref()`, `source()`): its quoted name, which is what
+    renders, with the attributes of dbt's Relation (`{{ this.schema }}`, `{{ ref('orders').identifier }}`)."""
+
+    database: str | None
+    schema: str | None
+    identifier: str | None
+    dialect: str | None  # None: quoted with double quotes (the load's placeholders)
+
+    def __new__(
+        cls, text: str, database: str | None, schema: str | None, identifier: str | None, dialect: str | None
+    ) -> RelationName:
+        name = super().__new__(cls, text)
+        name.database, name.schema, name.identifier, name.dialect = database, schema, identifier, dialect
+        return name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return RelationName, (str(self), self.database, self.schema, self.identifier, self.dialect)
+
+    @property
+    def name(self) -> str | None:
+        return self.identifier
+
+    @property
+    def table(self) -> str | None:
+        return self.identifier
+
+    def render(self) -> str:
+        return str(self)
+
+    def include(self, database: bool = True, schema: bool = True, identifier: bool = True) -> RelationName:
+        """The name with only some of its parts, as dbt's `this.include(database=false)`."""
+        kept = (
+            self.database if database else None,
+            self.schema if schema else None,
+            self.identifier if identifier else None,
+        )
+        return relation_name(*kept, dialect=self.dialect)
+
+
+def relation_name(
+    database: str | None, schema: str | None, identifier: str | None, *, dialect: str | None
+) -> RelationName:
+    parts = [part for part in (database, schema, identifier) if part]
+    quote = (
+        (lambda part: _quoted(part, dialect))
+        if dialect
+        else (lambda part: '"' + part.replace('"', '""') + '"')
+    )
+    return RelationName(".".join([quote(part) for part in parts]), database, schema, identifier, dialect)
+
+
 @lru_cache(maxsize=65536)
-def _render_relation(relation: Relation, dialect: str) -> str:
+def _render_relation(relation: Relation, dialect: str) -> RelationName:
     # Rendering is on the hot path (every ref of every model, every node of manifest.json). Each
     # name is quoted once (a schema is shared by thousands of relations): building the table's
     # expression cost 25 µs, three times the rest. sqlglot writes a table as its quoted parts
     # joined by dots in every dialect (tests/test_nodes.py).
-    parts = (relation.schema, relation.identifier)
-    if relation.database:
-        parts = (relation.database, *parts)
-    return ".".join([_quoted(part, dialect) for part in parts])
+    return relation_name(relation.database or None, relation.schema, relation.identifier, dialect=dialect)
 
 
 @lru_cache(maxsize=65536)
@@ -199,11 +248,36 @@ class Macro:
     line: int | None = None
 
 
+# dbt's spellings of the hook configs; the manifest's.
+HOOK_KEYS = {
+    "pre_hook": "pre-hook",
+    "pre-hook": "pre-hook",
+    "post_hook": "post-hook",
+    "post-hook": "post-hook",
+}
+
+
+def hook_list(value: Any) -> list[dict[str, Any]]:
+    """A hook config as dbt's manifest writes it: [{"sql": ..., "transaction": ...}], from a string,
+    a `{sql: ...}` mapping or a list of either."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [hook for item in value for hook in hook_list(item)]
+    if isinstance(value, dict) and "sql" in value:
+        return [{"sql": str(value["sql"]), "transaction": bool(value.get("transaction", True))}]
+    return [{"sql": str(value), "transaction": True}]
+
+
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """dbt's precedence: later levels replace keys, except tags (appended) and meta (merged)."""
+    """dbt's precedence: later levels replace keys, except tags (appended), meta (merged) and
+    hooks (every level's run, outer levels first)."""
     merged = dict(base)
     for key, value in override.items():
-        if key in ADDITIVE_CONFIG_KEYS:
+        if key in HOOK_KEYS:
+            name = HOOK_KEYS[key]
+            merged[name] = [*merged.get(name, []), *hook_list(value)]
+        elif key in ADDITIVE_CONFIG_KEYS:
             values = [value] if isinstance(value, str) else list(value or [])
             merged[key] = list(dict.fromkeys([*merged.get(key, []), *values]))
         elif key in MERGED_CONFIG_KEYS and isinstance(value, dict):

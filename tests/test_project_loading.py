@@ -490,6 +490,38 @@ def test_jinja_context_this_target_set_do_and_loops(make_project):
     ]
 
 
+def test_this_ref_and_source_are_relations_with_dbt_attributes(make_project):
+    # dbt projects read `this.schema`, `ref('x').identifier`, `this.include(database=false)`...
+    # both while loading (a macro choosing what to ref) and at run time.
+    project = make_project(
+        {
+            "models/sources.yml": "sources:\n  - name: raw\n    schema: landing\n    tables: [{name: events}]\n",
+            "models/base.sql": "select 1 as id",
+            "models/rel.sql": """\
+                {{ config(alias='rel_alias') }}
+                {% set parent = ref('base') %}
+                {% if this.name == 'rel_alias' and model.alias == 'rel_alias' %}
+                select id,
+                       '{{ this.schema }}' as this_schema,
+                       '{{ this.identifier }}' as this_identifier,
+                       '{{ this.include(schema=false) }}' as this_bare,
+                       '{{ parent.identifier }}' as parent_identifier,
+                       '{{ parent.table }}' as parent_table,
+                       '{{ source('raw', 'events').schema }}' as source_schema,
+                       '{{ source('raw', 'events').render() }}' as source_text
+                from {{ parent }}
+                {% endif %}
+            """,
+        }
+    )
+    ok(project.cli("run", "-s", "rel", "+rel"))
+    assert project.query("select * from rel_alias") == [
+        (1, "main", "rel_alias", '"rel_alias"', "base", "base", "landing", '"landing"."events"')
+    ]
+    compiled = (project.root / "target" / "compiled" / "proj" / "models" / "rel.sql").read_text()
+    assert 'from "main"."base"' in compiled
+
+
 def test_target_name_and_schema_follow_the_chosen_target(make_project):
     profiles = (
         DBT_PROFILES
