@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from . import (
@@ -29,7 +30,7 @@ from . import (
 from .adapters import Adapter, adapter_for
 from .background import Background
 from .compiler import CompiledNode, Compiler
-from .errors import UserError, WarehouseError
+from .errors import HookFailed, UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
 from .graph import Graph
 from .lazy import exp
@@ -46,7 +47,7 @@ from .materializations import (
     strategy_of,
 )
 from .microbatch import Backfill, Batch, Intervals, MicrobatchConfig, complete, event_time_expression, plan
-from .nodes import Node
+from .nodes import Node, hook_list
 from .plan import execution_plan
 from .project import Project, load_project
 from .runner import NodeResult, RunOutcome, now_iso, run_dag
@@ -317,15 +318,6 @@ def run(
     """
     if command != "test":
         session.lock_target(lock_timeout, cancel)
-    for key in ("on-run-start", "on-run-end"):
-        if session.project.settings.get(key):
-            session.emit(
-                "warning",
-                f"{session.project.relpath(session.project.settings_path)}:"
-                f"{line_of(session.project.settings, key) or 1}: `{key}` is not run by sqlflow; "
-                "its statements were skipped",
-                "warning",
-            )
     manifest = session.manifest
     started = time.perf_counter()
     args = {
@@ -415,6 +407,7 @@ def run(
         node = manifest.nodes[result.unique_id]
         session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
 
+    _run_project_hooks(session, compiler, "on-run-start", {})
     try:
         if not executable:  # e.g. state:modified+ with nothing modified: no scheduler
             outcome = RunOutcome([], 0.0)
@@ -434,7 +427,55 @@ def run(
     outcome.elapsed = time.perf_counter() - started
     artifacts.write_run_results(manifest, outcome, args)
     _emit_summary(session, outcome)
+    built = [manifest.nodes[u].relation for u in executable if _writes_relation(manifest.nodes[u])]
+    database_schemas = sorted({(r.database, r.schema) for r in built if r is not None}, key=str)
+    results = [
+        SimpleNamespace(
+            node=manifest.nodes.get(r.unique_id),
+            unique_id=r.unique_id,
+            status=r.status,
+            message=r.message,
+            execution_time=r.execution_time,
+            rows=r.rows,
+        )
+        for r in outcome.results
+    ]
+    _run_project_hooks(
+        session,
+        compiler,
+        "on-run-end",
+        {
+            "results": results,
+            "schemas": sorted({schema for _, schema in database_schemas}),
+            "database_schemas": database_schemas,
+        },
+    )
     return outcome
+
+
+def _run_project_hooks(session: Session, compiler: Compiler, key: str, extra: dict[str, Any]) -> None:
+    """The settings file's `on-run-start` (before the first node) or `on-run-end` (after the last,
+    whatever their results) statements, each on its own; all are rendered before any runs."""
+    project = session.project
+    hooks = hook_list(project.settings.get(key))
+    if not hooks:
+        return
+    line = line_of(project.settings, key)
+    statements = [
+        compiler.render_project_hook(hook["sql"], extra, key=key, path=project.settings_path, line=line)
+        for hook in hooks
+    ]
+    statements = [statement for statement in statements if statement]
+    for number, statement in enumerate(statements, 1):
+        try:
+            session.adapter.execute(statement)
+        except WarehouseError as exc:
+            raise HookFailed(
+                f"`{key}` statement {number} of {len(statements)} failed: {exc}",
+                path=project.settings_path,
+                line=line,
+                hint="the run stopped before building anything" if key == "on-run-start" else None,
+            ) from exc
 
 
 def _report_not_recorded(session: Session, outcome: RunOutcome, not_recorded: dict[str, Exception]) -> None:

@@ -124,6 +124,19 @@ class Compiler:
         self._compiled[uid] = compiled
         return compiled
 
+    def render_project_hook(
+        self, text: str, extra: dict[str, Any], *, key: str, path: Any, line: int | None
+    ) -> str:
+        """An `on-run-start`/`on-run-end` statement, rendered with the project's context, its macros
+        and `extra` (on-run-end's `results`, `schemas`)."""
+        context = RenderContext({**self._base, **extra}, self.manifest.macro_library)
+        try:
+            return self.manifest.env.from_string(text).render(context).strip()
+        except UserError:
+            raise
+        except Exception as exc:  # Jinja's errors, and what a macro raises
+            raise CompilationError(f"cannot render `{key}`: {exc}", path=path, line=line) from exc
+
     def _render_hooks(self, node: Node, key: str) -> list[str]:
         """A node's hooks, rendered in the node's run-time context; empty ones left out."""
         rendered = []

@@ -52,6 +52,12 @@ class UserError(Exception):
         return text
 
 
+class HookFailed(UserError):
+    """An `on-run-start`/`on-run-end` statement failed in the warehouse: exit 1, as a failed model."""
+
+    exit_code = 1
+
+
 class CompilationError(UserError):
     """A model could not be rendered or parsed (Jinja or SQL)."""
 

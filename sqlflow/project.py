@@ -24,8 +24,11 @@ from .yaml_lines import LineDict, line_of, load_yaml
 SETTINGS_FILES = ("sqlflow.yml", "dbt_project.yml")
 SECRET_FIELD_NAMES = ("password", "token", "secret", "private_key", "pass")
 SECRET_ENV_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
-# Values rendered later, in the context of a node (dbt defers these too).
-DEFERRED_KEYS = {"pre-hook", "post-hook", "+pre-hook", "+post-hook", "pre_hook", "post_hook"}
+# Values rendered later, in the context of a node or of the run (dbt defers these too).
+DEFERRED_KEYS = {
+    *("pre-hook", "post-hook", "+pre-hook", "+post-hook", "pre_hook", "post_hook"),
+    *("on-run-start", "on-run-end"),
+}
 
 
 # --------------------------------------------------------------------------- env_var / vars

@@ -112,13 +112,42 @@ def test_a_hook_that_cannot_render_is_a_compile_error(make_project):
     }
 
 
-def test_on_run_start_and_end_are_not_run_and_say_so(make_project):
-    settings = SETTINGS + 'on-run-start: "create table started (x int)"\non-run-end: ["select 1"]\n'
-    project = make_project({"models/plain.sql": "select 1 as x"}, settings=settings)
+RUN_HOOKS = """\
+name: proj
+profile: proj
+on-run-start:
+  - "create table if not exists runs (step varchar, detail varchar)"
+  - "insert into runs values ('start', '{{ target.name }}')"
+on-run-end: >-
+  insert into runs select 'end', '{% for r in results %}{{ r.node.name }}={{ r.status }};{% endfor %}{{ schemas | join(',') }}'
+"""
+
+
+def test_on_run_start_and_end_run_around_the_nodes(make_project):
+    project = make_project(
+        {"models/ok.sql": "select 1 as x", "models/bad.sql": "select * from missing_table"},
+        settings=RUN_HOOKS,
+    )
+    result = project.cli("run", "--threads", "1")
+    assert result.exit_code == 1, result.output  # bad failed; on-run-end still ran
+    assert project.query("select * from runs") == [("start", "dev"), ("end", "bad=error;ok=success;main")]
+
+
+def test_a_failing_on_run_start_stops_the_run(make_project):
+    settings = "name: proj\nprofile: proj\non-run-start: 'insert into nowhere values (1)'\n"
+    project = make_project({"models/ok.sql": "select 1 as x"}, settings=settings)
     result = project.cli("run")
-    assert result.exit_code == 0, result.output
-    assert "sqlflow.yml:8: `on-run-start` is not run by sqlflow; its statements were skipped" in result.output
-    assert "sqlflow.yml:9: `on-run-end` is not run by sqlflow" in result.output
-    assert "started" not in {
-        name for (name,) in project.query("select table_name from information_schema.tables")
-    }
+    assert_user_error(
+        result,
+        "sqlflow.yml:3: `on-run-start` statement 1 of 1 failed",
+        "nowhere",
+        "the run stopped before",
+        code=1,
+    )
+    assert "ok" not in {name for (name,) in project.query("select table_name from information_schema.tables")}
+
+
+def test_an_on_run_end_that_cannot_render_is_exit_2(make_project):
+    settings = "name: proj\nprofile: proj\non-run-end: '{{ no_such_macro() }}'\n"
+    project = make_project({"models/ok.sql": "select 1 as x"}, settings=settings)
+    assert_user_error(project.cli("run"), "sqlflow.yml:3: cannot render `on-run-end`")
