@@ -32,7 +32,7 @@ import jinja2.nodes as jn
 import yaml
 from jinja2.ext import Extension
 
-from .errors import CompilationError, UserError
+from .errors import CompilationError, Location, UserError
 from .nodes import RefCall, SourceCall
 
 STATIC_CALLS = frozenset({"ref", "source", "config", "var", "env_var"})
@@ -460,7 +460,10 @@ def render(program: Program, env: jinja2.Environment, context: RenderContext) ->
         line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__, program.path)
         message = getattr(exc, "message", None) or str(exc)
         raise CompilationError(
-            f"cannot render: {message}", path=program.path, line=line, hint=_hint_for(message)
+            f"cannot render: {message}{_in_macro(exc.__traceback__, program.path)}",
+            path=program.path,
+            line=line,
+            hint=_hint_for(message),
         ) from exc
     except RecursionError as exc:
         raise CompilationError(
@@ -471,7 +474,7 @@ def render(program: Program, env: jinja2.Environment, context: RenderContext) ->
         ) from exc
     except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
         raise CompilationError(
-            f"cannot render: {type(exc).__name__}: {exc}",
+            f"cannot render: {type(exc).__name__}: {exc}{_in_macro(exc.__traceback__, program.path)}",
             path=program.path,
             line=_template_line(exc.__traceback__, program.path),
         ) from exc
@@ -508,6 +511,20 @@ def _template_line(tb: TracebackType | None, path: Path) -> int | None:
             line = template.get_corresponding_lineno(tb.tb_lineno) if template else tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def _in_macro(tb: TracebackType | None, path: Path) -> str:
+    """` (in macros/x.sql:12)` when the error arose in another template (a macro) than `path`,
+    the model being rendered, whose line is the macro call's."""
+    innermost = None
+    while tb is not None:
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            innermost = (tb.tb_frame.f_code.co_filename, template.get_corresponding_lineno(tb.tb_lineno))
+        tb = tb.tb_next
+    if innermost is None or innermost[0] == str(path):
+        return ""
+    return f" (in {Location(*innermost)})"
 
 
 def _hint_for(message: str) -> str | None:

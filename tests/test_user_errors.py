@@ -321,6 +321,20 @@ def test_undefined_macro(make_project):
     )
 
 
+def test_an_error_inside_a_macro_names_the_macro_line_too(make_project):
+    project = make_project(
+        {
+            "macros/hash.sql": "{% macro hash_of(cols) %}\n  {% set n = cols | length %}\n  {{ helper_typo(cols) }}\n{% endmacro %}",
+            "models/a.sql": "select 1 as x,\n  {{ hash_of(['x']) }} as h",
+        }
+    )
+    assert_user_error(
+        project.cli("compile"),
+        "models/a.sql:2: cannot render: 'helper_typo' is undefined (in ",
+        "macros/hash.sql:3)",
+    )
+
+
 def test_undefined_variable(make_project):
     project = make_project(
         {
