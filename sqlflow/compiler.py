@@ -29,7 +29,7 @@ from .microbatch import (
     filter_upstream,
     window_condition,
 )
-from .nodes import Node, Relation
+from .nodes import Node, Relation, RelationName
 from .project import make_env_var
 from .transpile import Transpiler
 
@@ -353,8 +353,8 @@ class Compiler:
         if early is None or early.dialect != self.target_dialect:
             return None
         parsed = early.results().get(uid)
-        if parsed is None:
-            return None
+        if parsed is None or self._reads_external_location(self.manifest.nodes[uid]):
+            return None  # a file read in place of a table is not what the placeholder parsed as
         tables = [self.project.secrets.mask(t) for t in parsed[0]]
         self._checked.put(rendered, self.target_dialect, tables)
         if parsed[1] is not None:  # the normalized text, placeholders included
@@ -362,6 +362,13 @@ class Compiler:
             if digest is not None:
                 self._checked.put_normalized(rendered, self.target_dialect, digest)
         return tables
+
+    def _reads_external_location(self, node: Node) -> bool:
+        return any(
+            (source := self._sources.get((call.source_name, call.table_name))) is not None
+            and source.external_location is not None
+            for call in node.sources
+        )
 
     def _digest_of_placeholders(self, node: Node, normalized: str) -> str | None:
         """The digest of the node's normalized SQL, from that of its early parse: each relation's
@@ -625,6 +632,15 @@ class Compiler:
 
         def source(source_name: str, table_name: str) -> str:
             candidate = self._sources.get((source_name, table_name))
+            if candidate is not None and candidate.external_location:
+                relation = candidate.relation
+                return RelationName(
+                    candidate.external_location,
+                    relation.database,
+                    relation.schema,
+                    relation.identifier,
+                    dialect,
+                )
             if candidate is not None:
                 return candidate.relation.sql(dialect)
             raise UserError(f"source {source_name}.{table_name} is not declared", path=node.path)

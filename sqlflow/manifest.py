@@ -442,6 +442,7 @@ class _Loader:
                     event_time=((table.get("config") or {}).get("event_time"))
                     or (entry.get("config") or {}).get("event_time"),
                     meta={**(entry.get("meta") or {}), **(table.get("meta") or {})},
+                    external_location=_external_location(entry, table, str(schema), path),
                     tags=list(dict.fromkeys([*(entry.get("tags") or []), *(table.get("tags") or [])])),
                     fqn=[self.project.name, source_name, name],
                 )
@@ -928,6 +929,29 @@ class _Loader:
             schema = default_schema_name(project, custom_schema)
             identifier = alias or node.name
         return Relation(node.config.get("database"), str(schema).strip(), str(identifier).strip())
+
+
+def _external_location(source: dict[str, Any], table: dict[str, Any], schema: str, path: Path) -> str | None:
+    """dbt-duckdb's `meta: {external_location: ...}` (the table's, else its source's): what the
+    table's `source()` renders as, e.g. `'data/{name}.parquet'` or `read_csv('{name}.csv')`, with
+    `{schema}`, `{name}` and `{identifier}` filled in; a bare path is quoted."""
+    table_meta, source_meta = table.get("meta") or {}, source.get("meta") or {}
+    template = table_meta.get("external_location") or source_meta.get("external_location")
+    if not template:
+        return None
+    name = str(table["name"])
+    try:
+        location = str(template).format(
+            schema=schema, name=name, identifier=str(table.get("identifier") or name)
+        )
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UserError(
+            f"source table {name!r}: external_location {template!r} cannot be filled in: {exc}",
+            path=path,
+            line=line_of(table),
+            hint="it may use {schema}, {name} and {identifier}; write other braces twice: {{ }}",
+        ) from exc
+    return location if "(" in location or location.startswith("'") else f"'{location}'"
 
 
 def _placeholder_context(project: Project) -> dict[str, Any]:

@@ -221,6 +221,7 @@ class Source:
     loaded_at_field: str | None = None
     freshness: dict[str, Any] | None = None
     event_time: str | None = None  # `config: {event_time: ...}`: microbatch models read one window
+    external_location: str | None = None  # dbt-duckdb's: what source() renders, e.g. 'data/x.parquet'
     meta: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     fqn: list[str] = field(default_factory=list)

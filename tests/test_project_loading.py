@@ -753,3 +753,55 @@ def test_schema_and_model_are_known_when_a_dynamic_model_loads(make_project):
     result = project.cli("run")
     assert result.exit_code == 0, result.output
     assert project.query("select s, u from a") == [("main", "model.proj.a")]
+
+
+def test_dbt_duckdb_external_location_sources_read_files_in_place(make_project, tmp_path):
+    # Relative paths are the working directory's, as under dbt-duckdb: the test writes absolute ones.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "events.csv").write_text("id,kind\n1,click\n2,view\n")
+    (data / "users.csv").write_text("id\n7\n")
+    project = make_project(
+        {
+            "models/sources.yml": f"""\
+                sources:
+                  - name: files
+                    meta: {{external_location: "{data}/{{name}}.csv"}}
+                    tables:
+                      - name: events
+                      - name: users
+                        meta: {{external_location: "read_csv('{data}/{{identifier}}.csv', header=true)"}}
+                        identifier: users
+            """,
+            "models/joined.sql": """\
+                select e.id, e.kind, u.id as user_id, '{{ source('files', 'events').identifier }}' as named
+                from {{ source('files', 'events') }} as e cross join {{ source('files', 'users') }} as u
+            """,
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select * from joined order by id") == [
+        (1, "click", 7, "events"),
+        (2, "view", 7, "events"),
+    ]
+    compiled = (project.root / "target" / "compiled" / "proj" / "models" / "joined.sql").read_text()
+    assert (
+        f"from '{data}/events.csv' as e cross join read_csv('{data}/users.csv', header=true) as u" in compiled
+    )
+
+
+def test_external_location_with_an_unknown_field_is_exit_2(make_project):
+    project = make_project(
+        {
+            "models/sources.yml": "sources:\n  - name: files\n    tables:\n      - name: events\n"
+            "        meta: {external_location: 'data/{table}.csv'}\n",
+            "models/a.sql": "select * from {{ source('files', 'events') }}",
+        }
+    )
+    result = project.cli("compile")
+    assert result.exit_code == 2, result.output
+    assert (
+        "models/sources.yml:4: source table 'events': external_location 'data/{table}.csv' cannot be filled in"
+        in result.output
+    )
