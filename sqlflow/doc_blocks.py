@@ -23,6 +23,8 @@ OVERVIEW = "__overview__"
 _OPEN = re.compile(r"{%-?\s*docs\s+([^\s%}]*)\s*-?%}")
 _CLOSE = re.compile(r"{%-?\s*enddocs\s*-?%}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A description that is a single `{{ doc('name') }}`; group 2 is the name.
+ONLY_DOC_CALL = re.compile(r"""{{-?\s*doc\(\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*\)\s*-?}}""")
 
 
 def read_doc_blocks(

@@ -181,6 +181,8 @@ class _Loader:
         self.env_reads: dict[str, str | None] = {}  # every env_var() the load read, with its value
         self.early_parse = parse_pool.EarlyParse(project.dialect, normalize=fingerprints)
         self.docs: dict[str, Doc] = {}
+        self._description_context: dict[str, Any] | None = None  # built for the first that needs it
+        self._description_templates: dict[str, jinja2.Template] = {}
         self._placeholders: dict[str, Any] | None = None  # built on first use: a cache hit needs none
 
     # ----------------------------------------------------------------- orchestration
@@ -335,12 +337,17 @@ class _Loader:
         if "{{" not in text and "{%" not in text:
             return text
         line = line_of(entry, "description")
-        context = {
-            **self._context(execute=False),
-            "doc": doc_blocks.doc_function(self.docs, self.project.name, path, line),
-        }
+        doc = doc_blocks.doc_function(self.docs, self.project.name, path, line)
+        only_doc = doc_blocks.ONLY_DOC_CALL.fullmatch(text.strip())
+        if only_doc:  # most are just `{{ doc('name') }}`: no template to compile
+            return doc(only_doc.group(2))
+        if self._description_context is None:
+            self._description_context = self._context(execute=False)
         try:
-            return self.env.from_string(text).render(context)
+            template = self._description_templates.get(text)
+            if template is None:
+                template = self._description_templates[text] = self.env.from_string(text)
+            return template.render({**self._description_context, "doc": doc})
         except UserError:
             raise
         except jinja2.TemplateError as exc:
