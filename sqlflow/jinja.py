@@ -238,7 +238,8 @@ def _scan_expression(expression: str, line: int) -> Any:
         args = (first[1:-1],) if second is None else (first[1:-1], second[1:-1])
         return ("call", name, args, (), line)
     name, _, rest = expression.partition("(")
-    if name.strip() not in STATIC_CALLS or not rest.endswith(")"):
+    # Backslashes are left to Jinja: Python warns of escapes it does not know (and will reject them).
+    if name.strip() not in STATIC_CALLS or not rest.endswith(")") or "\\" in expression:
         return None
     try:
         call = pyast.parse(expression, mode="eval").body
