@@ -427,6 +427,15 @@ def run(
     outcome.elapsed = time.perf_counter() - started
     artifacts.write_run_results(manifest, outcome, args)
     _emit_summary(session, outcome)
+    if session.project.settings.get("on-run-end"):
+        _run_project_hooks(
+            session, compiler, "on-run-end", _on_run_end_context(manifest, executable, outcome)
+        )
+    return outcome
+
+
+def _on_run_end_context(manifest: Manifest, executable: list[str], outcome: RunOutcome) -> dict[str, Any]:
+    """What dbt's on-run-end sees: `results`, and the schemas the run built in."""
     built = [manifest.nodes[u].relation for u in executable if _writes_relation(manifest.nodes[u])]
     database_schemas = sorted({(r.database, r.schema) for r in built if r is not None}, key=str)
     results = [
@@ -440,17 +449,8 @@ def run(
         )
         for r in outcome.results
     ]
-    _run_project_hooks(
-        session,
-        compiler,
-        "on-run-end",
-        {
-            "results": results,
-            "schemas": sorted({schema for _, schema in database_schemas}),
-            "database_schemas": database_schemas,
-        },
-    )
-    return outcome
+    schemas = sorted({schema for _, schema in database_schemas})
+    return {"results": results, "schemas": schemas, "database_schemas": database_schemas}
 
 
 def _run_project_hooks(session: Session, compiler: Compiler, key: str, extra: dict[str, Any]) -> None:

@@ -130,29 +130,30 @@ class Compiler:
         """An `on-run-start`/`on-run-end` statement, rendered with the project's context, its macros
         and `extra` (on-run-end's `results`, `schemas`)."""
         context = RenderContext({**self._base, **extra}, self.manifest.macro_library)
+        return self._render_hook(text, context, f"cannot render `{key}`", path, line)
+
+    def _render_hooks(self, node: Node, key: str) -> list[str]:
+        """A node's hooks, rendered in the node's run-time context; empty ones left out."""
+        context = RenderContext(self._context(node, []), self.manifest.macro_library)
+        rendered = [
+            self._render_hook(hook["sql"], context, f"{node.name}: cannot render its {key}", node.path, None)
+            for hook in node.config.get(key) or []
+        ]
+        return [text for text in rendered if text]
+
+    def _render_hook(self, text: str, context: RenderContext, what: str, path: Any, line: int | None) -> str:
         try:
             return self.manifest.env.from_string(text).render(context).strip()
         except UserError:
             raise
         except Exception as exc:  # Jinja's errors, and what a macro raises
-            raise CompilationError(f"cannot render `{key}`: {exc}", path=path, line=line) from exc
-
-    def _render_hooks(self, node: Node, key: str) -> list[str]:
-        """A node's hooks, rendered in the node's run-time context; empty ones left out."""
-        rendered = []
-        for hook in node.config.get(key) or []:
-            context = RenderContext(self._context(node, []), self.manifest.macro_library)
-            try:
-                text = self.manifest.env.from_string(hook["sql"]).render(context)
-            except UserError:
-                raise
-            except Exception as exc:  # Jinja's errors, and what a macro raises
-                raise CompilationError(
-                    f"{node.name}: cannot render its {key}: {exc}", path=node.path
-                ) from exc
-            if text.strip():
-                rendered.append(text.strip())
-        return rendered
+            raise CompilationError(
+                f"{what}: {exc}",
+                path=path,
+                line=line,
+                hint="a hook is Jinja like a model: check the names it uses, and quote the hook "
+                "inside config() as a string",
+            ) from exc
 
     def finish(self) -> None:
         """Write the compiled files (target/compiled/): in a child process with a `background`

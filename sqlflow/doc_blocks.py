@@ -71,7 +71,11 @@ def _render_block(contents: str, env: jinja2.Environment, path: Path, line: int,
         return env.from_string(contents).render()
     except jinja2.TemplateError as exc:
         raise UserError(
-            f"doc block {name!r}: {exc}", path=path, line=line + (getattr(exc, "lineno", 1) or 1) - 1
+            f"doc block {name!r}: {exc}",
+            path=path,
+            line=line + (getattr(exc, "lineno", 1) or 1) - 1,
+            hint="a doc block's text is rendered as Jinja when it holds {{ or {%: wrap literal braces "
+            "in {% raw %}...{% endraw %}",
         ) from exc
 
 
@@ -81,7 +85,12 @@ def doc_function(docs: dict[str, Doc], project_name: str, path: Any, line: int |
 
     def doc(*args: str) -> str:
         if len(args) not in (1, 2):
-            raise UserError("doc() takes a name, or a package and a name", path=path, line=line)
+            raise UserError(
+                "doc() takes a name, or a package and a name",
+                path=path,
+                line=line,
+                hint="e.g. '{{ doc(\"orders_status\") }}'",
+            )
         name = args[-1]
         package = args[0] if len(args) == 2 else None
         found = docs.get(name)
