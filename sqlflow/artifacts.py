@@ -238,7 +238,7 @@ def write_manifest(
             uid: {
                 "unique_id": uid,
                 "name": m.name,
-                "package_name": manifest.project.name,
+                "package_name": m.package_name or manifest.project.name,
                 "original_file_path": m.original_file_path,
                 "path": m.original_file_path,
                 "macro_sql": m.macro_sql,

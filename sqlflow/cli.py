@@ -529,6 +529,18 @@ def init(name, debug):
 @click.option("--project-dir", type=click.Path(file_okay=False), default=".", show_default=True)
 @click.option("--debug", is_flag=True, hidden=True)
 @_handled
+def deps(project_dir, debug):
+    """Install the packages listed in packages.yml into dbt_packages/."""
+    root = Path(project_dir).resolve()
+    settings = load_yaml(find_settings(root)) or {}
+    for requirement, package in commands.deps(root, settings):
+        click.echo(f"installed {package.name} ({requirement.kind}: {requirement.location}) in {package.root}")
+
+
+@main.command()
+@click.option("--project-dir", type=click.Path(file_okay=False), default=".", show_default=True)
+@click.option("--debug", is_flag=True, hidden=True)
+@_handled
 def clean(project_dir, debug):
     """Delete target/ and the other clean-targets."""
     root = Path(project_dir).resolve()

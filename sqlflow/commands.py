@@ -22,6 +22,7 @@ from . import (
     data_tests,
     freshness,
     locking,
+    packages,
     selection,
     snapshots,
     state,
@@ -1086,6 +1087,17 @@ def debug(session: Session) -> dict[str, Any]:
     except (UserError, WarehouseError) as exc:
         report["connection"] = f"FAILED: {project.secrets.mask(str(exc))}"
     return report
+
+
+def deps(root: Path, settings: dict[str, Any]) -> list[tuple[packages.Requirement, packages.Package]]:
+    """Install the packages of packages.yml into `packages-install-path` (dbt_packages/)."""
+    if not packages.requirements(root):
+        raise UserError(
+            "there is no packages.yml (or dependencies.yml) with packages to install",
+            path=root / "packages.yml",
+            hint="list them, e.g. `packages: [{local: ../my_package}]`",
+        )
+    return packages.install(root, settings)
 
 
 def clean(root: Path, settings: dict[str, Any]) -> list[Path]:

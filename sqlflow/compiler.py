@@ -481,15 +481,18 @@ class Compiler:
             if isinstance(where, str):
                 where = data_tests.render_kwargs(where, render_template)
             model = data_tests.model_expression(table, where, self.dialect)
-            macro = f"test_{meta['name']}"
-            if macro in self.manifest.macro_library.owner:
+            macro_name, namespace = f"test_{meta['name']}", meta.get("namespace")
+            macro_path = self.manifest.macro_library.find(macro_name, namespace)
+            if macro_path is not None:
                 kwargs.pop("quote", None)
+                macro = context.macro(macro_name, namespace)
+                assert macro is not None
                 try:
-                    text = context[macro](model=model.sql(self.dialect), **kwargs)
+                    text = macro(model=model.sql(self.dialect), **kwargs)
                 except TypeError as exc:
                     raise CompilationError(
                         f"test {meta['name']} cannot take these arguments: {exc}",
-                        hint=f"the macro is defined in {self.project.relpath(self.manifest.macro_library.owner[macro])}",
+                        hint=f"the macro is defined in {self.project.relpath(macro_path)}",
                     ) from exc
                 compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
                 query = sql.parse(str(text), self.dialect, path=node.path, compiled_path=compiled_path)

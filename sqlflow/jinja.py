@@ -32,6 +32,7 @@ import jinja2.nodes as jn
 import yaml
 from jinja2.ext import Extension
 
+from . import dispatch
 from .errors import CompilationError, Location, UserError
 from .nodes import RefCall, SourceCall
 
@@ -360,31 +361,50 @@ class MacroReturn(Exception):
 
 @dataclass
 class MacroLibrary:
-    """All macros of a project, compiled once; instantiated per render so they see its context."""
+    """All macros of a project and its packages, compiled once; instantiated per render so they
+    see its context. The root project's macros are called by name; a package's by
+    `package.name`, or by name from the package's own macros."""
 
     env: jinja2.Environment
     files: dict[Path, Any] = field(default_factory=dict)  # path -> compiled code
-    owner: dict[str, Path] = field(default_factory=dict)  # macro name -> file
-    lines: dict[str, int] = field(default_factory=dict)
+    owner: dict[str, Path] = field(default_factory=dict)  # the root project's macro name -> file
+    lines: dict[tuple[str | None, str], int] = field(default_factory=dict)  # (package, name) -> line
     sources: dict[Path, str] = field(default_factory=dict)
+    packages: dict[str, dict[str, Path]] = field(default_factory=dict)  # package -> macro name -> file
+    package_of: dict[Path, str] = field(default_factory=dict)  # a package's macro file -> package
+    root_name: str = ""
+    # adapter.dispatch's settings: the project's `dispatch:` search orders, the target's type.
+    dispatch: dict[str, list[str]] = field(default_factory=dict)
+    adapter_type: str = ""
+    dialect: str = "duckdb"
 
-    def add_file(self, path: Path, source: str) -> list[tuple[str, int]]:
+    def add_file(self, path: Path, source: str, package: str | None = None) -> list[tuple[str, int]]:
         self.sources[path] = source
         self.__dict__.pop("digest", None)
         ast = parse_template(self.env, source, path)
         found = [(m.name, m.lineno) for m in ast.find_all(jn.Macro)]
+        _call_through_context(ast, {name for name, _ in found})
+        names = self.owner if package is None else self.packages.setdefault(package, {})
+        if package is not None:
+            self.package_of[path] = package
         for name, line in found:
-            if name in self.owner and self.owner[name] != path:
+            if name in names and names[name] != path:
                 raise UserError(
-                    f"macro {name!r} is defined twice",
+                    f"macro {name!r} is defined twice" + (f" in package {package!r}" if package else ""),
                     path=path,
                     line=line,
-                    hint=f"also defined in {self.owner[name]}:{self.lines[name]}; rename one",
+                    hint=f"also defined in {names[name]}:{self.lines[(package, name)]}; rename one",
                 )
-            self.owner[name] = path
-            self.lines[name] = line
+            names[name] = path
+            self.lines[(package, name)] = line
         self.files[path] = self.env.compile(ast, name=path.name, filename=str(path))
         return found
+
+    def find(self, name: str, package: str | None = None) -> Path | None:
+        """The file defining macro `name` of `package` (None or the root's name: the root project)."""
+        if package is None or package == self.root_name:
+            return self.owner.get(name)
+        return self.packages.get(package, {}).get(name)
 
     @property
     def names(self) -> set[str]:
@@ -397,31 +417,112 @@ class MacroLibrary:
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-class RenderContext(dict):
-    """A Jinja context whose macros are instantiated on first use, bound to this same context."""
+# Calls between macros of one file are renamed to this prefix plus the macro's name (see below).
+_SAME_FILE = "__sqlflow_same_file__"
 
-    def __init__(self, values: dict[str, Any], macros: MacroLibrary | None) -> None:
+
+def _call_through_context(ast: jn.Template, names: set[str]) -> None:
+    """Make calls to macros of the same file go through the render context.
+
+    Jinja binds such a call to the raw macro, so a `return()` in the callee would end the caller
+    too; through the context (RenderContext.__missing__) every call gets dbt's `return()`."""
+    for call in ast.find_all(jn.Call):
+        if isinstance(call.node, jn.Name) and call.node.name in names:
+            call.node.name = _SAME_FILE + call.node.name
+
+
+class RenderContext(dict):
+    """A Jinja context whose macros are instantiated on first use, bound to this same context.
+
+    Besides the values given, it answers the root project's macros by name, each package by its
+    name (`dbt_utils.star`), `dbt` (dbt's cross-database macros) and `adapter` (dispatch). A
+    package's macros run in a view of the context (`package`) where that package's own macros
+    come first, as in dbt."""
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        macros: MacroLibrary | None,
+        *,
+        package: str | None = None,
+        root: RenderContext | None = None,
+    ) -> None:
         # A shared Jinja context gets no globals: add range, dict, namespace... here.
         super().__init__({**(macros.env.globals if macros else {}), **values})
         self._macros = macros
-        self._modules: dict[Path, Any] = {}
+        self._package = package
+        self._root = root if root is not None else self
+        self._modules: dict[Path, dict[str, Any]] = (
+            root._modules if root is not None else {}
+        )  # file -> its macros
+        self._views: dict[str, RenderContext] = {}
+        self._found: set[str] = set()  # keys __missing__ added: a package's view looks them up again
 
     def __contains__(self, key: object) -> bool:
-        return super().__contains__(key) or bool(self._macros and key in self._macros.owner)
+        if super().__contains__(key):
+            return True
+        macros = self._macros
+        if not macros or not isinstance(key, str):
+            return False
+        return (
+            key in macros.owner
+            or key.startswith(_SAME_FILE)
+            or (self._package is not None and key in macros.packages.get(self._package, {}))
+            or key in macros.packages
+            or key in ("adapter", "dbt", macros.root_name)
+        )
 
     def __missing__(self, key: str) -> Any:
-        if not self._macros or key not in self._macros.owner:
+        macros = self._macros
+        if not macros:
             raise KeyError(key)
-        path = self._macros.owner[key]
-        module = self._modules.get(path)
-        if module is None:
-            template = self._macros.env.template_class.from_code(
-                self._macros.env, self._macros.files[path], self._macros.env.globals
-            )
-            module = self._modules[path] = template.make_module(vars=self, shared=True)
-        macro = getattr(module, key)
-        self[key] = wrapped = _returning(macro)
-        return wrapped
+        if key.startswith(_SAME_FILE):
+            value = self.macro(key[len(_SAME_FILE) :], self._package)
+        elif self._package is not None and key in macros.packages.get(self._package, {}):
+            value = self.macro(key, self._package)
+        elif key in macros.owner:
+            value = self._root.macro(key)
+        elif key in macros.packages or key == macros.root_name:
+            value = dispatch.PackageMacros(self._root, key)
+        elif key == "dbt":
+            value = dispatch.DbtMacros(self._root)
+        elif key == "adapter":
+            value = dispatch.Adapter(self._root)
+        else:
+            raise KeyError(key)
+        self[key] = value
+        self._found.add(key)
+        return value
+
+    @property
+    def library(self) -> MacroLibrary | None:
+        return self._macros
+
+    def macro(self, name: str, package: str | None = None) -> Callable[..., Any] | None:
+        """Macro `name` of `package` (None: the root project), bound to the context it runs in;
+        None where there is none."""
+        macros = self._macros
+        path = macros.find(name, package) if macros else None
+        if macros is None or path is None:
+            return None
+        owner = macros.package_of.get(path)
+        defined = self._modules.get(path)
+        if defined is None:
+            template = macros.env.template_class.from_code(macros.env, macros.files[path], macros.env.globals)
+            context = self._root if owner is None else self._root._view(owner)
+            # What make_module() does, keeping the private macros (`_name`) it would not export.
+            module_context = template.new_context(context, shared=True)
+            for _ in template.root_render_func(module_context):
+                pass
+            defined = self._modules[path] = module_context.vars
+        return _returning(defined[name])
+
+    def _view(self, package: str) -> RenderContext:
+        view = self._views.get(package)
+        if view is None:
+            values = {k: v for k, v in dict.items(self) if k not in self._found}
+            view = self._views[package] = RenderContext(values, self._macros, package=package, root=self)
+        return view
 
     def get(self, key: str, default: Any = None) -> Any:
         try:

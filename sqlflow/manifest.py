@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import data_tests, doc_blocks, manifest_cache, parse_pool, snapshots, unit_tests
+from . import data_tests, doc_blocks, manifest_cache, packages, parse_pool, snapshots, unit_tests
 from .errors import CompilationError, UserError
 from .jinja import (
     MacroLibrary,
@@ -312,13 +312,26 @@ class _Loader:
     # ----------------------------------------------------------------- macros
 
     def _load_macros(self) -> dict[str, Macro]:
+        """The root project's macros, then those of each installed package (packages.py)."""
+        project, library = self.project, self.macros
+        library.root_name = project.name
+        library.adapter_type = project.target.type
+        library.dialect = project.dialect
+        library.dispatch = _dispatch_orders(project)
         macros = {}
-        folders = self.project.macro_paths + [folder / "generic" for folder in self.project.test_paths]
+        folders = project.macro_paths + [folder / "generic" for folder in project.test_paths]
         for path in iter_files(folders, (".sql",)):
             source = self._read(path)
-            for name, line in self.macros.add_file(path, source):
-                uid = f"macro.{self.project.name}.{name}"
-                macros[uid] = Macro(uid, name, path, self.project.relpath(path), source, line)
+            for name, line in library.add_file(path, source):
+                uid = f"macro.{project.name}.{name}"
+                macros[uid] = Macro(uid, name, path, project.relpath(path), source, line)
+        for package in packages.installed(project):
+            for path in iter_files(package.macro_folders, (".sql",)):
+                source = self._read(path)
+                relative = path.relative_to(package.root).as_posix()
+                for name, line in library.add_file(path, source, package.name):
+                    uid = f"macro.{package.name}.{name}"
+                    macros[uid] = Macro(uid, name, path, relative, source, line, package.name)
         return macros
 
     # ----------------------------------------------------------------- doc blocks and descriptions
@@ -675,7 +688,7 @@ class _Loader:
         project = self.project
         full_name = f"{spec.namespace}.{spec.test_name}" if spec.namespace else spec.test_name
         builtin = spec.namespace is None and spec.test_name in data_tests.BUILTIN_TESTS
-        if not builtin and f"test_{spec.test_name}" not in self.macros.owner:
+        if not builtin and self.macros.find(f"test_{spec.test_name}", spec.namespace) is None:
             raise UserError(
                 f"unknown test {full_name!r}",
                 path=path,
@@ -683,7 +696,11 @@ class _Loader:
                 hint="built-in tests are " + ", ".join(data_tests.BUILTIN_TESTS) + "; define others with "
                 f"`{{% test {spec.test_name}(model, column_name) %}}` in macros/ or "
                 f"{project.relpath(project.test_paths[0]) if project.test_paths else 'data_tests'}/generic/"
-                + (" (packages such as dbt_utils are not installed by sqlflow)" if spec.namespace else ""),
+                + (
+                    f" (is package {spec.namespace!r} installed? `sqlflow deps` installs packages.yml)"
+                    if spec.namespace and spec.namespace not in self.macros.packages
+                    else ""
+                ),
             )
         name = data_tests.node_name(spec, target_name)
         folders = self._yaml_folders(path)
@@ -707,7 +724,7 @@ class _Loader:
             path=path,
             original_file_path=project.relpath(path),
             fqn=[project.name, *folders, name],
-            raw_code=f"{{{{ test_{spec.test_name}(**_dbt_generic_test_kwargs) }}}}",
+            raw_code=f"{{{{ {spec.namespace + '.' if spec.namespace else ''}test_{spec.test_name}(**_dbt_generic_test_kwargs) }}}}",
             checksum=hashlib.sha256(identity.encode()).hexdigest(),
             config=config,
             refs=refs,
@@ -959,6 +976,24 @@ def _external_location(source: dict[str, Any], table: dict[str, Any], schema: st
             hint="it may use {schema}, {name} and {identifier}; write other braces twice: {{ }}",
         ) from exc
     return location if "(" in location or location.startswith("'") else f"'{location}'"
+
+
+def _dispatch_orders(project: Project) -> dict[str, list[str]]:
+    """The settings' `dispatch:` as namespace -> search order."""
+    entries = project.settings.get("dispatch") or []
+    orders = {}
+    for entry in entries if isinstance(entries, list) else [entries]:
+        namespace = entry.get("macro_namespace") if isinstance(entry, dict) else None
+        order = entry.get("search_order") if isinstance(entry, dict) else None
+        if not isinstance(namespace, str) or not isinstance(order, list) or not order:
+            raise UserError(
+                "each `dispatch:` entry needs a `macro_namespace` and a non-empty `search_order` list",
+                path=project.settings_path,
+                line=line_of(entry) or line_of(project.settings, "dispatch"),
+                hint="e.g. `dispatch: [{macro_namespace: dbt_utils, search_order: [my_project, dbt_utils]}]`",
+            )
+        orders[namespace] = [str(name) for name in order]
+    return orders
 
 
 def _placeholder_context(project: Project) -> dict[str, Any]:

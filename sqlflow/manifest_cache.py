@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PosixPath, PurePath, WindowsPath
 from typing import Any
 
-from . import __version__
+from . import __version__, packages
 from .nodes import Doc, Macro, Node, Source
 from .project import SECRET_ENV_MARKERS, Project
 
@@ -73,18 +73,22 @@ def inputs_key(project: Project, sql_read: dict[str, bytes] | None = None) -> st
         ]
     )
     digest = hashlib.blake2b(context.encode(), digest_size=20)
+    installed = packages.installed(project)
     folders = [
         *project.model_paths,
         *project.seed_paths,
         *project.snapshot_paths,
         *project.macro_paths,
         *project.test_paths,
+        *(folder for package in installed for folder in package.macro_folders),
     ]
     table_path = project.target_path / FILE_DIGESTS
     known = _read_file_digests(table_path)
     now, current = time.time_ns(), {}
     keep = sql_read if sql_read is not None else {}
     paths = _files(folders)
+    if installed:
+        paths = sorted({*paths, *(str(package.settings_path) for package in installed)})
     # Of other docs folders (by default only `analyses`), only the doc blocks.
     if docs_only := [folder for folder in project.docs_paths if folder not in folders]:
         paths = sorted({*paths, *(path for path in _files(docs_only) if path.endswith(".md"))})

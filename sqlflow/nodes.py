@@ -247,6 +247,7 @@ class Macro:
     original_file_path: str
     macro_sql: str
     line: int | None = None
+    package_name: str | None = None  # None: the root project
 
 
 # dbt's spellings of the hook configs; the manifest's.

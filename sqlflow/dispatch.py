@@ -1,0 +1,139 @@
+"""Macro namespaces as dbt's Jinja sees them: `package.macro`, `adapter.dispatch()` and `dbt.*`.
+
+`adapter.dispatch('name', 'pkg')` returns the first of `<adapter>__name`, then `default__name`,
+found in each package of the search order: the project's `dispatch:` setting for that
+namespace, else the root project then `pkg` (dbt's rule). The `dbt` namespace is sqlflow's own
+cross-database macros (cross_db.py); a project or package can shim any of them through dispatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import cross_db
+from .errors import CompilationError
+
+if TYPE_CHECKING:
+    from .jinja import RenderContext
+
+# Adapter prefixes tried by dispatch, most specific first (dbt's adapter inheritance).
+ADAPTER_PREFIXES = {
+    "duckdb": ["duckdb"],
+    "postgres": ["postgres"],
+    "sqlite": ["sqlite"],
+    "spark": ["spark"],
+    "databricks": ["databricks", "spark"],
+    "redshift": ["redshift", "postgres"],
+}
+
+# adapter methods that read the warehouse while compiling: not available (see the error's hint).
+INTROSPECTION = frozenset(
+    {
+        "get_relation", "get_columns_in_relation", "list_relations_without_caching", "list_schemas",
+        "check_schema_exists", "get_missing_columns", "expand_target_column_types", "load_relation",
+        "execute", "get_relations_by_pattern", "already_exists", "drop_relation", "rename_relation",
+        "create_schema", "drop_schema", "truncate_relation", "cache_added", "cache_dropped",
+    }
+)  # fmt: skip
+
+
+class PackageMacros:
+    """`dbt_utils` in `{{ dbt_utils.star(...) }}`: the macros of one package (or of the root
+    project, by its name)."""
+
+    def __init__(self, context: RenderContext, package: str) -> None:
+        self._context = context
+        self._package = package
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        macro = self._context.macro(name, self._package)
+        if macro is None:
+            raise CompilationError(
+                f"package {self._package!r} has no macro {name!r}",
+                hint="check the name, and that the installed version of the package has it (`sqlflow deps`)",
+            )
+        return macro
+
+    def __repr__(self) -> str:
+        return f"<macros of {self._package}>"
+
+
+class Adapter:
+    """dbt's `adapter` object, for what needs no warehouse: dispatch and quoting."""
+
+    def __init__(self, context: RenderContext) -> None:
+        self._context = context
+
+    def dispatch(
+        self, macro_name: str, macro_namespace: str | None = None, packages: Any = None
+    ) -> Callable[..., Any]:
+        library = self._context.library
+        assert library is not None
+        if "." in macro_name:
+            namespace, _, name = macro_name.partition(".")
+            raise CompilationError(
+                f"adapter.dispatch got the macro name {macro_name!r}",
+                hint=f"write adapter.dispatch({name!r}, macro_namespace={namespace!r})",
+            )
+        if macro_namespace is not None and macro_namespace in library.dispatch:
+            search = list(library.dispatch[macro_namespace])
+        else:
+            search = [library.root_name, macro_namespace or "dbt"]
+        prefixes = [*ADAPTER_PREFIXES.get(library.adapter_type, [library.adapter_type]), "default"]
+        tried = []
+        for package in dict.fromkeys(search):
+            if package == "dbt":
+                builtin = cross_db.namespace(library.dialect)
+            elif package != library.root_name and package not in library.packages:
+                raise CompilationError(
+                    f"adapter.dispatch: no package {package!r} to look for {macro_name!r} in",
+                    hint="install it (packages.yml, `sqlflow deps`) or fix the `dispatch:` search order",
+                )
+            for prefix in prefixes:
+                name = f"{prefix}__{macro_name}"
+                macro = self._context.macro(name, None if package == library.root_name else package)
+                if macro is None and package == "dbt" and prefix == "default":
+                    macro = builtin.lookup(macro_name)
+                if macro is not None:
+                    return macro
+                tried.append(f"{package}.{name}")
+        if macro_namespace == "dbt" and search == [library.root_name, "dbt"]:
+            raise CompilationError(
+                f"dbt.{macro_name} is not one of the dbt macros sqlflow provides",
+                hint="write the SQL in the model, or define `default__" + macro_name + "` in macros/ "
+                "(docs/packages.md lists the dbt macros there are)",
+            )
+        raise CompilationError(
+            f"adapter.dispatch found no macro for {macro_name!r}",
+            hint="looked for " + ", ".join(tried),
+        )
+
+    def quote(self, identifier: str) -> str:
+        from . import sql
+
+        return sql.quote_identifier(str(identifier), self._context.library.dialect)  # type: ignore[union-attr]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in INTROSPECTION:
+            raise CompilationError(
+                f"adapter.{name}() reads the warehouse while compiling, which sqlflow does not support yet",
+                hint="name the columns or relations in the model instead; sqlflow compiles every model "
+                "before it builds any (docs/configuration.md, 'Jinja context')",
+            )
+        raise AttributeError(name)
+
+
+class DbtMacros:
+    """`dbt` in `{{ dbt.concat([...]) }}`: each name dispatched in the `dbt` namespace, so that a
+    project (or a package named in `dispatch:`) can shim it, else sqlflow's own (cross_db.py)."""
+
+    def __init__(self, context: RenderContext) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Adapter(self._context).dispatch(name, "dbt")

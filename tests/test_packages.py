@@ -1,0 +1,365 @@
+"""dbt packages: `sqlflow deps` (local, git, hub), namespaced macros and tests, adapter.dispatch
+and dbt's cross-database macros, on real DuckDB files."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+from test_user_errors import assert_user_error
+
+PACKAGE_SETTINGS = "name: mini_utils\nversion: '1.0.0'\nconfig-version: 2\n"
+
+# A package in dbt_utils' style: a dispatched public macro, a private helper that returns a list,
+# and a generic test.
+PACKAGE_MACROS = """\
+{% macro surrogate_key(fields) -%}
+{{ return(adapter.dispatch('surrogate_key', 'mini_utils')(fields)) }}
+{%- endmacro %}
+
+{% macro default__surrogate_key(fields) -%}
+{{ dbt.hash(dbt.concat(_casted(fields))) }}
+{%- endmacro %}
+
+{% macro _casted(fields) -%}
+{% set out = [] %}
+{% for field in fields %}{% do out.append("coalesce(cast(" ~ field ~ " as " ~ dbt.type_string() ~ "), '')") %}{% endfor %}
+{{ return(out) }}
+{%- endmacro %}
+
+{% macro greeting() %}{{ return(adapter.dispatch('greeting', 'mini_utils')()) }}{% endmacro %}
+{% macro default__greeting() %}'hello from default'{% endmacro %}
+{% macro duckdb__greeting() %}'hello from duckdb'{% endmacro %}
+"""
+
+PACKAGE_TEST = """\
+{% test is_positive(model, column_name) %}
+select * from {{ model }} where {{ column_name }} <= 0
+{% endtest %}
+"""
+
+KEYED = """\
+select {{ mini_utils.surrogate_key(['id', 'name']) }} as sk, id, name, {{ mini_utils.greeting() }} as greeting
+from (select 1 as id, 'a' as name union all select 2, null)
+"""
+
+SCHEMA = """\
+models:
+  - name: keyed
+    columns:
+      - name: id
+        data_tests: [mini_utils.is_positive, not_null]
+"""
+
+
+def write_package(root: Path, macros: str = PACKAGE_MACROS) -> Path:
+    for relative, text in {
+        "dbt_project.yml": PACKAGE_SETTINGS,
+        "macros/keys.sql": macros,
+        "tests/generic/is_positive.sql": PACKAGE_TEST,
+    }.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture
+def with_package(make_project, tmp_path):
+    write_package(tmp_path / "mini_utils")
+    return make_project(
+        {
+            "packages.yml": "packages:\n  - local: ../mini_utils\n",
+            "models/keyed.sql": KEYED,
+            "models/schema.yml": SCHEMA,
+        }
+    )
+
+
+def test_deps_installs_a_local_package_whose_macros_and_tests_build(with_package, tmp_path):
+    project = with_package
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    installed = project.root / "dbt_packages" / "mini_utils"
+    assert installed.is_symlink() and installed.resolve() == (tmp_path / "mini_utils").resolve()
+
+    result = project.cli("build")
+    assert result.exit_code == 0, result.output
+    assert "mini_utils_is_positive_keyed_id" in result.output
+    rows = project.query(
+        "select sk = md5(coalesce(cast(id as varchar), '') || coalesce(name, '')), greeting from keyed order by id"
+    )
+    # The adapter's own implementation wins over default__.
+    assert rows == [(True, "hello from duckdb"), (True, "hello from duckdb")]
+    macros = json.loads((project.root / "target" / "manifest.json").read_text())["macros"]
+    assert macros["macro.mini_utils.surrogate_key"]["package_name"] == "mini_utils"
+    assert macros["macro.mini_utils.surrogate_key"]["original_file_path"] == "macros/keys.sql"
+
+
+def test_a_changed_package_macro_is_seen_by_the_next_run(with_package, tmp_path):
+    project = with_package
+    assert project.cli("deps").exit_code == 0
+    assert project.cli("run").exit_code == 0
+    changed = PACKAGE_MACROS.replace("'hello from duckdb'", "'changed'")
+    (tmp_path / "mini_utils" / "macros" / "keys.sql").write_text(changed)
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.scalar("select any_value(greeting) from keyed") == "changed"
+
+
+def test_dispatch_settings_let_the_project_shim_a_package(with_package):
+    project = with_package
+    project.write(
+        "sqlflow.yml",
+        """\
+        name: proj
+        profile: proj
+        dispatch:
+          - macro_namespace: mini_utils
+            search_order: [proj, mini_utils]
+        """,
+    )
+    project.write("macros/shim.sql", "{% macro default__greeting() %}'shimmed'{% endmacro %}")
+    assert project.cli("deps").exit_code == 0
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    # The root project comes first in the search order, default__ or not.
+    assert project.scalar("select any_value(greeting) from keyed") == "shimmed"
+
+
+def test_a_root_macro_can_shim_a_dbt_cross_database_macro(make_project):
+    project = make_project(
+        {
+            "macros/shim.sql": "{% macro duckdb__type_string() %}varchar(20){% endmacro %}",
+            "models/m.sql": "select cast(1 as {{ dbt.type_string() }}) as x, {{ adapter.quote('Mixed Case') }} as y "
+            'from (select 2 as "Mixed Case")',
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    compiled = (project.root / "target" / "compiled" / "proj" / "models" / "m.sql").read_text()
+    assert "cast(1 as varchar(20))" in compiled and '"Mixed Case" as y' in compiled
+
+
+CROSS_DB = """\
+select
+    {{ dbt.dateadd('day', 3, "date '2024-01-30'") }} as added,
+    {{ dbt.datediff("date '2024-01-01'", "date '2024-03-01'", 'day') }} as days_between,
+    {{ dbt.date_trunc('month', "timestamp '2024-05-17 10:00:00'") }} as month_start,
+    {{ dbt.last_day("date '2024-02-10'", 'month') }} as month_end,
+    {{ dbt.split_part("'a,b,c'", "','", 2) }} as second_part,
+    {{ dbt.concat(["'x'", "'-'", "'y'"]) }} as joined,
+    {{ dbt.hash("'abc'") }} as hashed,
+    {{ dbt.safe_cast("'not a number'", dbt.type_int()) }} as bad_int,
+    {{ dbt.cast("'7'", dbt.type_bigint()) }} as big,
+    {{ dbt.position("'c'", "'abc'") }} as pos,
+    {{ dbt.right("'abcdef'", 2) }} as tail,
+    {{ dbt.replace("'a-b'", "'-'", "'+'") }} as replaced,
+    {{ dbt.length("'abcd'") }} as len,
+    {{ dbt.string_literal("it's") }} as literal,
+    '{{ dbt.escape_single_quotes("it's") }}' as escaped,
+    {{ dbt.equals('null', 'null') }} as nulls_equal,
+    {{ dbt.cast_bool_to_text('true') }} as bool_text,
+    {{ dbt.date(2024, 2, 29) }} as leap_day,
+    {{ dbt.array_construct([1, 2, 3]) }} as arr
+"""
+
+AGGREGATES = """\
+select
+    {{ dbt.listagg('name', "', '", 'order by name desc') }} as names,
+    {{ dbt.any_value('grp') }} as grp,
+    {{ dbt.bool_or('flag') }} as any_flag
+from (values ('a', 1, false), ('b', 1, true), ('c', 1, false)) as t(name, grp, flag)
+{{ dbt.except() }}
+select 'none', 0, false
+"""
+
+
+def test_dbt_cross_database_macros_compute_the_right_values_on_duckdb(make_project):
+    project = make_project({"models/cross_db.sql": CROSS_DB, "models/aggregates.sql": AGGREGATES})
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    row = project.query(
+        "select added::varchar, days_between, month_start::varchar, month_end::varchar, second_part, joined, "
+        "hashed = md5('abc'), bad_int, big, pos, tail, replaced, len, literal, escaped, nulls_equal, bool_text, "
+        "leap_day::varchar, arr from cross_db"
+    )[0]
+    assert row == (
+        "2024-02-02 00:00:00",
+        60,
+        "2024-05-01 00:00:00",
+        "2024-02-29",
+        "b",
+        "x-y",
+        True,
+        None,
+        7,
+        3,
+        "ef",
+        "a+b",
+        4,
+        "it's",
+        "it's",
+        True,
+        "true",
+        "2024-02-29",
+        [1, 2, 3],
+    )
+    assert project.query("select names, grp, any_flag from aggregates") == [("c, b, a", 1, True)]
+
+
+def test_macros_of_one_file_calling_each_other_keep_their_return_values(make_project):
+    project = make_project(
+        {
+            "macros/lists.sql": """\
+            {% macro columns() %}{{ return(['a', 'b']) }}{% endmacro %}
+            {% macro select_list() %}{{ return(columns() | join(', ')) }}{% endmacro %}
+            """,
+            "models/m.sql": "select {{ select_list() }} from (select 1 as a, 2 as b)",
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select a, b from m") == [(1, 2)]
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_deps_installs_a_git_package_at_a_revision_and_subdirectory(make_project, tmp_path):
+    repo = tmp_path / "repo"
+    write_package(repo / "packages" / "mini", PACKAGE_MACROS.replace("hello from duckdb", "tagged"))
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", ".", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1", cwd=repo)
+    git("tag", "v1", cwd=repo)
+    write_package(repo / "packages" / "mini", PACKAGE_MACROS.replace("hello from duckdb", "later"))
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "v2", cwd=repo)
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - git: {repo.as_uri()}\n    revision: v1\n    subdirectory: packages/mini\n",
+            "models/keyed.sql": KEYED,
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    installed = project.root / "dbt_packages" / "mini_utils"
+    assert installed.is_dir() and not installed.is_symlink() and not (installed / ".git").exists()
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select any_value(greeting) from keyed") == "tagged"
+
+
+@pytest.fixture
+def fake_hub(tmp_path):
+    """A dbt Hub API on localhost serving mini_utils 0.9.0, 1.0.0, 1.1.0 and 2.0.0."""
+    archives = {}
+    for version in ("0.9.0", "1.0.0", "1.1.0", "2.0.0"):
+        folder = write_package(tmp_path / "hub" / version / f"mini-utils-{version}")
+        (folder / "macros" / "version.sql").write_text(f"{{% macro version() %}}'{version}'{{% endmacro %}}")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(folder, arcname=folder.name)
+        archives[f"/{version}.tar.gz"] = buffer.getvalue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            port = self.server.server_address[1]
+            if self.path == "/api/v1/acme/mini_utils.json":
+                versions = {
+                    v.strip("/").removesuffix(".tar.gz"): {
+                        "downloads": {"tarball": f"http://127.0.0.1:{port}{v}"}
+                    }
+                    for v in archives
+                }
+                body = json.dumps({"name": "mini_utils", "versions": versions}).encode()
+            elif self.path in archives:
+                body = archives[self.path]
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+    server.shutdown()
+
+
+def test_deps_installs_the_newest_hub_version_in_range(make_project, fake_hub, monkeypatch):
+    monkeypatch.setenv("SQLFLOW_HUB_URL", fake_hub)
+    project = make_project(
+        {
+            "packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: [">=1.0.0", "<2.0.0"]\n',
+            "models/v.sql": "select {{ mini_utils.version() }} as v",
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select v from v") == "1.1.0"
+
+    project.write("packages.yml", 'packages:\n  - package: acme/mini_utils\n    version: ">=3.0.0"\n')
+    output = assert_user_error(project.cli("deps"), "no version of acme/mini_utils matches", "packages.yml:2")
+    assert "2.0.0" in output  # the versions there are
+    # A failed deps leaves the installed packages as they were.
+    assert project.cli("run").exit_code == 0
+
+
+def test_package_errors_are_user_errors_with_file_and_hint(make_project, with_package, tmp_path):
+    project = with_package
+    assert_user_error(project.cli("build"), "mini_utils", "models/keyed.sql:1")  # not installed yet
+    assert project.cli("deps").exit_code == 0
+
+    project.write("models/keyed.sql", "select {{ mini_utils.nope() }} as x")
+    assert_user_error(project.cli("compile"), "package 'mini_utils' has no macro 'nope'", "models/keyed.sql")
+
+    project.write("models/keyed.sql", "select {{ adapter.dispatch('nothing', 'mini_utils')() }} as x")
+    assert_user_error(
+        project.cli("compile"), "adapter.dispatch found no macro for 'nothing'", "mini_utils.default__nothing"
+    )
+
+    project.write("models/keyed.sql", "select {{ adapter.dispatch('x', 'elsewhere')() }} as x")
+    assert_user_error(project.cli("compile"), "no package 'elsewhere'", "sqlflow deps")
+
+    project.write("models/keyed.sql", "select {{ dbt.no_such_thing() }} as x")
+    assert_user_error(project.cli("compile"), "dbt.no_such_thing is not one of the dbt macros")
+
+    project.write(
+        "models/keyed.sql", "{% set cols = adapter.get_columns_in_relation(ref('other')) %}select 1 as x"
+    )
+    project.write("models/other.sql", "select 1 as x")
+    assert_user_error(project.cli("compile"), "adapter.get_columns_in_relation() reads the warehouse")
+
+    project.write("models/keyed.sql", "select 1 as id")
+    project.write("models/schema.yml", SCHEMA.replace("mini_utils.is_positive", "other_utils.is_positive"))
+    assert_user_error(
+        project.cli("compile"), "unknown test 'other_utils.is_positive'", "is package 'other_utils' installed"
+    )
+
+    project.write("packages.yml", "packages:\n  - local: ../missing\n")
+    assert_user_error(project.cli("deps"), "has no dbt_project.yml", "packages.yml:2")
+    project.write("packages.yml", "packages:\n  - version: 1\n")
+    assert_user_error(project.cli("deps"), "needs `local:`, `git:` or `package:`", "packages.yml:2")
+    project.remove("packages.yml")
+    assert_user_error(project.cli("deps"), "no packages.yml")
+
+
+def test_dispatch_setting_must_be_well_formed(make_project):
+    project = make_project(
+        {"models/m.sql": "select 1 as x"},
+        settings="name: proj\nprofile: proj\ndispatch:\n  - macro_namespace: x\n",
+    )
+    assert_user_error(project.cli("compile"), "`dispatch:` entry needs", "sqlflow.yml:4")
