@@ -915,21 +915,21 @@ def _materialize_node(
 
 def run_test(adapter: Adapter, compiler: Compiler, compiled: CompiledNode) -> NodeResult:
     """Count a test's failing rows (storing them first with store_failures) and judge the count."""
-    node = compiled.node
+    node, config = compiled.node, compiled.config
     started_at, clock = now_iso(), time.perf_counter()
     thread = threading.current_thread().name
     rows_sql, stored, failures = compiled.sql, None, None
     try:
-        if node.config.get("store_failures") and node.relation is not None:
+        if config.get("store_failures") and node.relation is not None:
             replace_table(
                 adapter, node.relation, exp.Var(this=compiled.sql), compiler.relation_kind(node.relation)
             )
             stored = node.relation.sql(adapter.dialect)
             rows_sql = exp.select("*").from_(node.relation.table()).sql(dialect=adapter.dialect)
-        query = data_tests.failures_query(rows_sql, node.config, adapter.dialect)
+        query = data_tests.failures_query(rows_sql, config, adapter.dialect)
         value = adapter.execute(query, fetch=True).rows[0][0]
         failures = int(value or 0)
-        verdict = data_tests.judge(failures, node.config)
+        verdict = data_tests.judge(failures, config)
         status, message = verdict.status, verdict.message
         if status != "pass":
             message += _reproduce(compiler, compiled, stored)

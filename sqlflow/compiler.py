@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from . import __version__, artifacts, data_tests, parse_pool, sql, unit_tests
 from .background import Background
 from .errors import CompilationError, UserError
-from .jinja import RenderContext, base_context, parse_program, render
+from .jinja import RenderContext, base_context, in_macro, parse_program, render
 from .lazy import exp
 from .manifest import ConfigAccessor, Manifest, make_var, placeholder_relation, target_context
 from .microbatch import (
@@ -45,6 +47,13 @@ class CompiledNode:
     dialect: str | None = None  # the project's, which contract data types are written in
     pre_hooks: list[str] = field(default_factory=list)  # rendered `pre-hook` statements, in order
     post_hooks: list[str] = field(default_factory=list)
+    # A generic test's config() calls inside its macro: defaults under the node's config (dbt's
+    # order), e.g. dbt_utils' `fail_calc`.
+    config_defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**self.config_defaults, **self.node.config} if self.config_defaults else self.node.config
 
 
 # Fewer compiled files than this are written in line: forking a writer costs more than they do.
@@ -459,6 +468,8 @@ class Compiler:
         meta = node.test_metadata
         ephemeral_refs: list[str] = []
         context = RenderContext(self._context(node, ephemeral_refs), self.manifest.macro_library)
+        set_in_macro: dict[str, Any] = {}
+        context["config"] = ConfigAccessor(lambda *a, **k: set_in_macro.update(k) or "", dict(node.config))
 
         def render_template(template: str) -> str:
             return render(parse_program(self.manifest.env, template, node.path), self.manifest.env, context)
@@ -494,6 +505,18 @@ class Compiler:
                         f"test {meta['name']} cannot take these arguments: {exc}",
                         hint=f"the macro is defined in {self.project.relpath(macro_path)}",
                     ) from exc
+                except (
+                    jinja2.TemplateError,
+                    ValueError,
+                    LookupError,
+                    AttributeError,
+                    ArithmeticError,
+                ) as exc:
+                    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                    raise CompilationError(
+                        f"test {meta['name']} cannot render: {message}{in_macro(exc.__traceback__, node.path)}",
+                        hint=f"the macro is defined in {self.project.relpath(macro_path)}",
+                    ) from exc
                 compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))
                 query = sql.parse(str(text), self.dialect, path=node.path, compiled_path=compiled_path)
             else:
@@ -503,10 +526,16 @@ class Compiler:
             if exc.location.path is None or exc.location.path == node.path:
                 exc.location.path, exc.location.line = node.path, exc.location.line or node.line
             raise
+        defaults = {k: v for k, v in set_in_macro.items() if k not in node.config}
+        problem = data_tests.check_config(defaults)
+        if problem:
+            raise CompilationError(
+                f"test {meta['name']}: {problem} (set in its macro)", path=node.path, line=node.line
+            )
         order = self._ephemeral_order(ephemeral_refs)
         ctes = [(CTE_PREFIX + self.manifest.nodes[e].name, self._ephemeral_query(e)) for e in order]
         text = self.transpiler.generate(sql.inline_ctes(query, ctes), path=node.path)
-        return CompiledNode(node, text, False, order)
+        return CompiledNode(node, text, False, order, config_defaults=defaults)
 
     def _compile_unit_test(self, node: Node) -> CompiledNode:
         """The tested model's query with every ref/source (and `this` if given) read from a mock CTE."""
@@ -685,6 +714,8 @@ class Compiler:
                 "batch": batch_context(node.config, batch),
             },
             schema=node.relation.schema,
+            # dbt's global macro, which tests of packages (dbt_utils) call.
+            should_store_failures=lambda: bool(node.config.get("store_failures")),
         )
         if self.full_refresh:
             values["flags"] = type(values["flags"])(FULL_REFRESH=True, WHICH="run")

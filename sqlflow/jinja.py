@@ -378,10 +378,17 @@ class MacroLibrary:
     adapter_type: str = ""
     dialect: str = "duckdb"
 
+    @functools.cached_property
+    def package_env(self) -> jinja2.Environment:
+        """The environment of packages' macros: an undefined name renders as nothing, as in dbt
+        (dbt_utils relies on it), where the project's own templates stop with an error."""
+        return self.env.overlay(undefined=jinja2.Undefined)
+
     def add_file(self, path: Path, source: str, package: str | None = None) -> list[tuple[str, int]]:
         self.sources[path] = source
         self.__dict__.pop("digest", None)
-        ast = parse_template(self.env, source, path)
+        env = self.env if package is None else self.package_env
+        ast = parse_template(env, source, path)
         found = [(m.name, m.lineno) for m in ast.find_all(jn.Macro)]
         _call_through_context(ast, {name for name, _ in found})
         names = self.owner if package is None else self.packages.setdefault(package, {})
@@ -397,7 +404,7 @@ class MacroLibrary:
                 )
             names[name] = path
             self.lines[(package, name)] = line
-        self.files[path] = self.env.compile(ast, name=path.name, filename=str(path))
+        self.files[path] = env.compile(ast, name=path.name, filename=str(path))
         return found
 
     def find(self, name: str, package: str | None = None) -> Path | None:
@@ -508,7 +515,8 @@ class RenderContext(dict):
         owner = macros.package_of.get(path)
         defined = self._modules.get(path)
         if defined is None:
-            template = macros.env.template_class.from_code(macros.env, macros.files[path], macros.env.globals)
+            env = macros.env if owner is None else macros.package_env
+            template = env.template_class.from_code(env, macros.files[path], env.globals)
             context = self._root if owner is None else self._root._view(owner)
             # What make_module() does, keeping the private macros (`_name`) it would not export.
             module_context = template.new_context(context, shared=True)
@@ -562,7 +570,7 @@ def render(program: Program, env: jinja2.Environment, context: RenderContext) ->
         line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__, program.path)
         message = getattr(exc, "message", None) or str(exc)
         raise CompilationError(
-            f"cannot render: {message}{_in_macro(exc.__traceback__, program.path)}",
+            f"cannot render: {message}{in_macro(exc.__traceback__, program.path)}",
             path=program.path,
             line=line,
             hint=_hint_for(message),
@@ -576,7 +584,7 @@ def render(program: Program, env: jinja2.Environment, context: RenderContext) ->
         ) from exc
     except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
         raise CompilationError(
-            f"cannot render: {type(exc).__name__}: {exc}{_in_macro(exc.__traceback__, program.path)}",
+            f"cannot render: {type(exc).__name__}: {exc}{in_macro(exc.__traceback__, program.path)}",
             path=program.path,
             line=_template_line(exc.__traceback__, program.path),
         ) from exc
@@ -615,7 +623,7 @@ def _template_line(tb: TracebackType | None, path: Path) -> int | None:
     return line
 
 
-def _in_macro(tb: TracebackType | None, path: Path) -> str:
+def in_macro(tb: TracebackType | None, path: Path) -> str:
     """` (in macros/x.sql:12)` when the error arose in another template (a macro) than `path`,
     the model being rendered, whose line is the macro call's."""
     innermost = None
@@ -685,6 +693,7 @@ def base_context(
         "fromyaml": lambda text, default=None: _safe(yaml.safe_load, text, default),
         "zip": zip,
         "set": set,
+        "local_md5": lambda text: hashlib.md5(str(text).encode()).hexdigest(),
         "flags": _Namespace(FULL_REFRESH=False, WHICH="run"),
     }
 

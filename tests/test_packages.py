@@ -363,3 +363,77 @@ def test_dispatch_setting_must_be_well_formed(make_project):
         settings="name: proj\nprofile: proj\ndispatch:\n  - macro_namespace: x\n",
     )
     assert_user_error(project.cli("compile"), "`dispatch:` entry needs", "sqlflow.yml:4")
+
+
+def test_package_macros_render_undefined_names_as_nothing_as_dbt_does(make_project, tmp_path):
+    # dbt_utils sets a variable inside an `if` and prints it after: empty when the `if` is false.
+    package = write_package(
+        tmp_path / "mini_utils",
+        PACKAGE_MACROS
+        + "{% macro prefixed(cols) %}{% if cols %}{% set pre = cols | join(', ') ~ ', ' %}{% endif %}"
+        "{{ pre }}1 as one{% endmacro %}",
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - local: {package}\n",
+            "models/m.sql": "select {{ mini_utils.prefixed([]) }}",
+            "models/n.sql": "select {{ mini_utils.prefixed(['2 as two']) }}",
+        }
+    )
+    assert project.cli("deps").exit_code == 0
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select * from m") == [(1,)]
+    assert project.query("select * from n") == [(2, 1)]
+    # The project's own templates stay strict.
+    project.write("models/m.sql", "select {{ pre }}1 as one")
+    assert_user_error(project.cli("compile"), "'pre' is undefined", "models/m.sql:1")
+
+
+def test_a_package_test_that_fails_to_render_names_its_macro(make_project, tmp_path):
+    package = write_package(tmp_path / "mini_utils")
+    (package / "tests" / "generic" / "broken.sql").write_text(
+        "{% test broken(model, column_name) %}\nselect {{ column_name.no_such_method() }}\n{% endtest %}\n"
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - local: {package}\n",
+            "models/m.sql": "select 1 as id",
+            "models/schema.yml": "models:\n  - name: m\n    columns:\n      - name: id\n        data_tests: [mini_utils.broken]\n",
+        }
+    )
+    assert project.cli("deps").exit_code == 0
+    assert_user_error(
+        project.cli("build"), "test broken cannot render", "models/schema.yml:5", "broken.sql:2"
+    )
+
+
+def test_config_set_inside_a_package_test_is_a_default_under_the_yaml_config(make_project, tmp_path):
+    package = write_package(tmp_path / "mini_utils")
+    # As dbt_utils.equal_rowcount: one row that holds the difference, counted by fail_calc.
+    (package / "tests" / "generic" / "same_count.sql").write_text(
+        "{% test same_count(model, compare_model) %}\n"
+        "{{ config(fail_calc='sum(gap)') }}\n"
+        "select abs((select count(*) from {{ model }}) - (select count(*) from {{ compare_model }})) as gap,"
+        " {{ should_store_failures() }} as stored\n"
+        "{% endtest %}\n"
+    )
+    schema = (
+        "models:\n  - name: m\n    data_tests:\n"
+        "      - mini_utils.same_count:\n          compare_model: ref('n')\n"
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - local: {package}\n",
+            "models/m.sql": "select 1 as id union all select 2",
+            "models/n.sql": "select 1 as id union all select 2",
+            "models/schema.yml": schema,
+        }
+    )
+    assert project.cli("deps").exit_code == 0
+    result = project.cli("build")
+    assert result.exit_code == 0, result.output  # one row, but its gap is 0
+    project.write("models/schema.yml", schema + "          config: {fail_calc: 'count(*)'}\n")
+    result = project.cli("build")
+    assert result.exit_code == 1, result.output  # the YAML's config wins: one row fails
+    assert "Got 1 result" in result.output
