@@ -166,7 +166,11 @@ def ls(
     return [session.graph.resource(uid) for uid in chosen]
 
 
-def _compiler(session: Session, *, full_refresh: bool = False, connect: bool = True) -> Compiler:
+def _compiler(
+    session: Session, *, full_refresh: bool = False, connect: bool = True, defer_introspection: bool = False
+) -> Compiler:
+    """With `defer_introspection` (commands that build), a node whose render reads the warehouse
+    is compiled when it is built; otherwise it reads the warehouse now, if there is one."""
     # Without a connection (compile before the warehouse exists) nothing exists yet.
     adapter = session.adapter if connect else adapter_for(session.project.target)
     transpiler = Transpiler(
@@ -184,6 +188,8 @@ def _compiler(session: Session, *, full_refresh: bool = False, connect: bool = T
         full_refresh=full_refresh,
         transpiler=transpiler,
         unbuildable=adapter.unbuildable,
+        warehouse=(lambda: session.adapter) if connect or defer_introspection else None,
+        defer_introspection=defer_introspection,
     )
 
 
@@ -196,7 +202,7 @@ def _compile_all(
     for uid in uids:
         node = session.manifest.nodes[uid]
         compiled[uid] = compiler.compile(uid)
-        if node.resource_type != "seed":
+        if node.resource_type != "seed" and not compiled[uid].deferred:
             compiler.write_compiled(node, compiled[uid].sql)
     for warning in session.manifest.warnings:
         session.emit("warning", warning, "warning")
@@ -211,8 +217,21 @@ def compile(
     """Render and validate the selected models; write target/compiled/ and target/manifest.json."""
     uids = selection.select(session.graph, select, exclude, ("model",))
     connect = _warehouse_exists(session)
-    compiled = _compile_all(session, uids, _compiler(session, connect=connect))
-    artifacts.write_manifest(session.manifest, session.graph, {u: c.sql for u, c in compiled.items()})
+    # Models that read the warehouse while compiling read it now; before the first run, there is
+    # none to read, and they are left to the run that builds them.
+    compiled = _compile_all(
+        session, uids, _compiler(session, connect=connect, defer_introspection=not connect)
+    )
+    for uid, node_compiled in list(compiled.items()):
+        if node_compiled.deferred:
+            del compiled[uid]
+            session.emit(
+                "warning",
+                f"{node_compiled.node.name}: not compiled: it reads the warehouse (run_query, "
+                "adapter.get_columns_in_relation...), which does not exist yet; `sqlflow run` compiles it",
+                "warning",
+            )
+    artifacts.write_manifest(session.manifest, session.graph, _compiled_sql(compiled))
     return compiled
 
 
@@ -239,7 +258,8 @@ def docs_generate(
     from . import catalog, docs_site, project_lineage
 
     connect = _warehouse_exists(session)
-    compiler = _compiler(session, connect=connect)
+    # Before the first run, models that read the warehouse while compiling are left uncompiled.
+    compiler = _compiler(session, connect=connect, defer_introspection=not connect)
     manifest = session.manifest
     # Everything, unless told otherwise; no need to order it (selecting 10,000 nodes costs 0.3 s).
     uids = (
@@ -257,8 +277,8 @@ def docs_generate(
             or (manifest.nodes[u].resource_type == "test" and manifest.nodes[u].test_metadata is None)
         )
     ]
-    compiled = _compile_all(session, to_compile, compiler)
-    artifacts.write_manifest(manifest, session.graph, {u: c.sql for u, c in compiled.items()})
+    compiled = {u: c for u, c in _compile_all(session, to_compile, compiler).items() if not c.deferred}
+    artifacts.write_manifest(manifest, session.graph, _compiled_sql(compiled))
     adapter = session.adapter if connect else None
     columns = catalog.read_catalog(manifest, uids, adapter, compiler.existing)
     catalog.write_catalog_json(manifest, columns)
@@ -336,7 +356,9 @@ def run(
         "threads": session.project.target.threads,
     }
     # A DuckDB file that does not exist yet is not created before the project compiles cleanly.
-    compiler = _compiler(session, full_refresh=full_refresh, connect=_warehouse_exists(session))
+    compiler = _compiler(
+        session, full_refresh=full_refresh, connect=_warehouse_exists(session), defer_introspection=True
+    )
     uids = _select(session, compiler, select, exclude, resource_types, state_dir, selector, chosen)
     # Written before anything can fail, so `retry` knows the command even if no node ran.
     artifacts.write_run_results(manifest, RunOutcome([], 0.0), args)
@@ -350,9 +372,7 @@ def run(
     compiled = _compile_all(session, uids, compiler, digests=True)
     fingerprints = {u: _fingerprint(manifest, compiler, u) for u in executable}
     compiler.finish()  # again: saves the SQL digests just computed, for the next `state:` selection
-    artifacts.write_manifest(
-        manifest, session.graph, {u: c.sql for u, c in compiled.items()}, fingerprints=fingerprints
-    )
+    artifacts.write_manifest(manifest, session.graph, _compiled_sql(compiled), fingerprints=fingerprints)
     recorder = state.WarehouseState(session.adapter)
     intervals = state.IntervalStore(session.adapter)
     adapter = session.adapter
@@ -373,6 +393,13 @@ def run(
     def work(uid: str) -> NodeResult:
         node = manifest.nodes[uid]
         session.on_event(node_started(0, total, uid, node.name, node.materialized))
+        if compiled[uid].deferred:  # it reads the warehouse: compiled now that its parents are built
+            try:
+                compiled[uid] = compiler.compile_deferred(uid)
+            except UserError as exc:
+                result = NodeResult(uid, "error", str(exc), started_at=now_iso(), completed_at=now_iso())
+                session.on_event(node_finished(counter.next(), total, node.name, node.materialized, result))
+                return result
         if node.resource_type == "test":
             result = run_test(adapter, compiler, compiled[uid])
         elif node.resource_type == "unit_test":
@@ -433,6 +460,11 @@ def run(
             session, compiler, "on-run-end", _on_run_end_context(manifest, executable, outcome)
         )
     return outcome
+
+
+def _compiled_sql(compiled: dict[str, CompiledNode]) -> dict[str, str]:
+    """What manifest.json records as compiled code: not yet known for deferred nodes."""
+    return {uid: c.sql for uid, c in compiled.items() if not c.deferred}
 
 
 def _on_run_end_context(manifest: Manifest, executable: list[str], outcome: RunOutcome) -> dict[str, Any]:

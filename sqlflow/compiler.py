@@ -10,16 +10,18 @@ import contextlib
 import hashlib
 import os
 import pickle
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import __version__, artifacts, data_tests, parse_pool, sql, unit_tests
+from . import __version__, artifacts, data_tests, introspection, parse_pool, sql, unit_tests
 from .background import Background
 from .errors import CompilationError, UserError
+from .introspection import NeedsWarehouse
 from .jinja import RenderContext, base_context, in_macro, parse_program, render
 from .lazy import exp
 from .manifest import ConfigAccessor, Manifest, make_var, placeholder_relation, target_context
@@ -34,6 +36,9 @@ from .microbatch import (
 from .nodes import Node, Relation, RelationName
 from .project import make_env_var
 from .transpile import Transpiler
+
+if TYPE_CHECKING:
+    from .adapters.base import Adapter
 
 CTE_PREFIX = "__sqlflow_cte__"
 
@@ -50,6 +55,8 @@ class CompiledNode:
     # A generic test's config() calls inside its macro: defaults under the node's config (dbt's
     # order), e.g. dbt_utils' `fail_calc`.
     config_defaults: dict[str, Any] = field(default_factory=dict)
+    # Its render reads the warehouse (introspection.py): `sql` is known only once it is built.
+    deferred: bool = False
 
     @property
     def config(self) -> dict[str, Any]:
@@ -74,8 +81,18 @@ class Compiler:
         transpiler: Transpiler | None = None,
         unbuildable: Callable[[Node], tuple[str, str] | None] | None = None,
         background: Background | None = None,
+        warehouse: Callable[[], Adapter] | None = None,
+        defer_introspection: bool = False,
     ) -> None:
+        """`warehouse` opens the adapter that run_query() and the adapter's introspection read
+        (None: there is no warehouse yet). With `defer_introspection` (a run), a node whose render
+        reads it is compiled when it is built (compile_deferred); otherwise it reads it now."""
         self.manifest = manifest
+        self._warehouse = warehouse
+        self._defer_introspection = defer_introspection
+        # Per thread: `active` while compile_deferred() renders, `digesting` while sql_digest() does.
+        self._building = threading.local()
+        self._deferred_lock = threading.Lock()
         # What the warehouse cannot build as configured (Adapter.unbuildable): a compile error.
         self.unbuildable = unbuildable
         self.project = manifest.project
@@ -113,8 +130,39 @@ class Compiler:
     # ------------------------------------------------------------------ public
 
     def compile(self, uid: str) -> CompiledNode:
+        """The node compiled, or deferred (see CompiledNode.deferred) when it reads the warehouse
+        and this compiler defers those."""
         if uid in self._compiled:
             return self._compiled[uid]
+        try:
+            compiled = self._compile(uid)
+        except NeedsWarehouse:
+            compiled = CompiledNode(self.manifest.nodes[uid], "", deferred=True)
+        self._compiled[uid] = compiled
+        return compiled
+
+    def compile_deferred(self, uid: str) -> CompiledNode:
+        """Compile a deferred node now that its parents are built: its render reads the warehouse."""
+        with self._deferred_lock:  # one at a time: they are few, and share the compiler's caches
+            self._compiled.pop(uid, None)
+            self._building.active = True
+            try:
+                compiled = self.compile(uid)
+            finally:
+                self._building.active = False
+        self.write_compiled(compiled.node, compiled.sql)
+        self.finish()
+        return compiled
+
+    def _introspection(self) -> dict[str, Any]:
+        local = self._building
+        if getattr(local, "active", False):
+            live = True
+        else:  # a digest never reads the warehouse: the same template keeps the same fingerprint
+            live = not self._defer_introspection and not getattr(local, "digesting", False)
+        return introspection.context(introspection.Warehouse(self._warehouse, live=live))
+
+    def _compile(self, uid: str) -> CompiledNode:
         node = self.manifest.nodes[uid]
         problem = self.unbuildable(node) if self.unbuildable is not None else None
         if problem is not None:
@@ -130,7 +178,6 @@ class Compiler:
         if node.config.get("pre-hook") or node.config.get("post-hook"):
             compiled.pre_hooks = self._render_hooks(node, "pre-hook")
             compiled.post_hooks = self._render_hooks(node, "post-hook")
-        self._compiled[uid] = compiled
         return compiled
 
     def render_project_hook(
@@ -138,7 +185,9 @@ class Compiler:
     ) -> str:
         """An `on-run-start`/`on-run-end` statement, rendered with the project's context, its macros
         and `extra` (on-run-end's `results`, `schemas`)."""
-        context = RenderContext({**self._base, **extra}, self.manifest.macro_library)
+        # Rendered when they run: what they ask the warehouse is answered now.
+        warehouse = introspection.context(introspection.Warehouse(self._warehouse, live=True))
+        context = RenderContext({**self._base, **warehouse, **extra}, self.manifest.macro_library)
         return self._render_hook(text, context, f"cannot render `{key}`", path, line)
 
     def _render_hooks(self, node: Node, key: str) -> list[str]:
@@ -153,7 +202,7 @@ class Compiler:
     def _render_hook(self, text: str, context: RenderContext, what: str, path: Any, line: int | None) -> str:
         try:
             return self.manifest.env.from_string(text).render(context).strip()
-        except UserError:
+        except (UserError, NeedsWarehouse):
             raise
         except Exception as exc:  # Jinja's errors, and what a macro raises
             raise CompilationError(
@@ -218,7 +267,14 @@ class Compiler:
             self._normalized[uid] = remembered[uid]
             return remembered[uid]
         ephemeral_refs: list[str] = []
-        rendered = self._render(node, ephemeral_refs, incremental=False)
+        self._building.digesting = True
+        try:
+            rendered = self._render(node, ephemeral_refs, incremental=False)
+        except NeedsWarehouse:  # its SQL depends on the warehouse: its template stands for it
+            self._normalized[uid] = "template:" + sql.text_digest(node.raw_code)
+            return self._normalized[uid]
+        finally:
+            self._building.digesting = False
         dialect = self.source_dialect(node)
         digest = self._checked.normalized(rendered, dialect)
         if digest is None:
@@ -471,8 +527,14 @@ class Compiler:
         set_in_macro: dict[str, Any] = {}
         context["config"] = ConfigAccessor(lambda *a, **k: set_in_macro.update(k) or "", dict(node.config))
 
-        def render_template(template: str) -> str:
-            return render(parse_program(self.manifest.env, template, node.path), self.manifest.env, context)
+        def render_template(template: str) -> Any:
+            program = parse_program(self.manifest.env, template, node.path)
+            segments = program.segments or []
+            if len(segments) == 1 and segments[0][0] == "call" and segments[0][1] in ("ref", "source"):
+                # `compare_model: ref('x')` is the relation itself, as dbt passes it (not its text).
+                _, name, args, kwargs, _ = segments[0]
+                return context[name](*args, **dict(kwargs))
+            return render(program, self.manifest.env, context)
 
         try:
             kwargs = data_tests.render_kwargs(
@@ -499,7 +561,8 @@ class Compiler:
                 macro = context.macro(macro_name, namespace)
                 assert macro is not None
                 try:
-                    text = macro(model=model.sql(self.dialect), **kwargs)
+                    # The relation itself, as dbt passes it, unless a `where` made it a subquery.
+                    text = macro(model=tested if not where else model.sql(self.dialect), **kwargs)
                 except TypeError as exc:
                     raise CompilationError(
                         f"test {meta['name']} cannot take these arguments: {exc}",
@@ -716,6 +779,7 @@ class Compiler:
             schema=node.relation.schema,
             # dbt's global macro, which tests of packages (dbt_utils) call.
             should_store_failures=lambda: bool(node.config.get("store_failures")),
+            **self._introspection(),
         )
         if self.full_refresh:
             values["flags"] = type(values["flags"])(FULL_REFRESH=True, WHICH="run")

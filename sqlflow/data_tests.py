@@ -141,11 +141,14 @@ def kwarg_templates(value: Any) -> list[str]:
     return []
 
 
-def render_kwargs(value: Any, render: Callable[[str], str]) -> Any:
-    """Arguments with their templates rendered by `render`."""
+def render_kwargs(value: Any, render: Callable[[str], Any]) -> Any:
+    """Arguments with their templates rendered by `render` (which may return a relation object)."""
     if isinstance(value, str):
         template = kwarg_template(value)
-        return render(template).strip() if template else value
+        if template is None:
+            return value
+        rendered = render(template)
+        return rendered.strip() if type(rendered) is str else rendered
     if isinstance(value, dict):
         return {k: render_kwargs(v, render) for k, v in value.items()}
     if isinstance(value, list):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import cross_db
+from . import cross_db, introspection
 from .errors import CompilationError
 
 if TYPE_CHECKING:
@@ -27,12 +27,11 @@ ADAPTER_PREFIXES = {
     "redshift": ["redshift", "postgres"],
 }
 
-# adapter methods that read the warehouse while compiling: not available (see the error's hint).
-INTROSPECTION = frozenset(
+# adapter methods of dbt's that sqlflow does not offer (see the error's hint).
+NOT_OFFERED = frozenset(
     {
-        "get_relation", "get_columns_in_relation", "list_relations_without_caching", "list_schemas",
-        "check_schema_exists", "get_missing_columns", "expand_target_column_types", "load_relation",
-        "execute", "get_relations_by_pattern", "already_exists", "drop_relation", "rename_relation",
+        "list_relations_without_caching", "list_schemas", "check_schema_exists", "get_missing_columns",
+        "expand_target_column_types", "execute", "already_exists", "drop_relation", "rename_relation",
         "create_schema", "drop_schema", "truncate_relation", "cache_added", "cache_dropped",
     }
 )  # fmt: skip
@@ -116,12 +115,34 @@ class Adapter:
 
         return sql.quote_identifier(str(identifier), self._context.library.dialect)  # type: ignore[union-attr]
 
+    # What reads the warehouse (introspection.py): a node that calls them is compiled when built.
+
+    def get_columns_in_relation(self, relation: Any) -> list[introspection.Column]:
+        return self._warehouse().columns(relation)
+
+    def get_relation(self, database: str | None, schema: str, identifier: str) -> Any:
+        from .nodes import relation_name
+
+        library = self._context.library
+        assert library is not None
+        return self._warehouse().relation(
+            relation_name(database, schema, identifier, dialect=library.dialect)
+        )
+
+    def load_relation(self, relation: Any) -> Any:
+        return self._warehouse().relation(relation)
+
+    def _warehouse(self) -> introspection.Warehouse:
+        warehouse = self._context.get("_sqlflow_warehouse")
+        # A render without one (none is expected) answers as dbt's parser: nothing.
+        return warehouse or introspection.Warehouse(None, live=False, execute=False)
+
     def __getattr__(self, name: str) -> Any:
-        if name in INTROSPECTION:
+        if name in NOT_OFFERED:
             raise CompilationError(
-                f"adapter.{name}() reads the warehouse while compiling, which sqlflow does not support yet",
-                hint="name the columns or relations in the model instead; sqlflow compiles every model "
-                "before it builds any (docs/configuration.md, 'Jinja context')",
+                f"adapter.{name}() is not offered by sqlflow",
+                hint="sqlflow's adapter object has dispatch, quote, get_columns_in_relation, get_relation "
+                "and load_relation (docs/packages.md)",
             )
         raise AttributeError(name)
 

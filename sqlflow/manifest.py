@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import data_tests, doc_blocks, manifest_cache, packages, parse_pool, snapshots, unit_tests
+from . import (
+    data_tests,
+    doc_blocks,
+    introspection,
+    manifest_cache,
+    packages,
+    parse_pool,
+    snapshots,
+    unit_tests,
+)
 from .errors import CompilationError, UserError
 from .jinja import (
     MacroLibrary,
@@ -905,16 +914,20 @@ class _Loader:
             self.env_reads[name] = os.environ.get(name)  # the whole-project cache checks these
             return read_env(name, default)
 
-        return base_context(
-            project_name=project.name,
-            target=target_context(project),
-            var=make_var(project.vars, project.settings_path.name),
-            env_var=env_var,
-            run_started_at=self.run_started_at,
-            invocation_id=self.invocation_id,
-            log=self.warnings.append,
-            execute=execute,
-        )
+        return {
+            **base_context(
+                project_name=project.name,
+                target=target_context(project),
+                var=make_var(project.vars, project.settings_path.name),
+                env_var=env_var,
+                run_started_at=self.run_started_at,
+                invocation_id=self.invocation_id,
+                log=self.warnings.append,
+                execute=execute,
+            ),
+            # No warehouse while loading: run_query() and the adapter's questions answer nothing.
+            **introspection.context(introspection.Warehouse(None, live=False, execute=False)),
+        }
 
     # ----------------------------------------------------------------- naming
 

@@ -6,6 +6,7 @@ and none mutates another stage's output.
 
 from __future__ import annotations
 
+import collections.abc
 import threading
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -79,6 +80,13 @@ class RelationName(str):
     def table(self) -> str | None:
         return self.identifier
 
+    # What dbt_utils' `_is_relation` and `_is_ephemeral` look at: it is a mapping (registered
+    # below) whose metadata type ends in "Relation", and no CTE.
+    is_cte = False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return {"type": "Relation"} if key == "metadata" else default
+
     def render(self) -> str:
         return str(self)
 
@@ -90,6 +98,9 @@ class RelationName(str):
             self.identifier if identifier else None,
         )
         return relation_name(*kept, dialect=self.dialect)
+
+
+collections.abc.Mapping.register(RelationName)
 
 
 def relation_name(

@@ -337,12 +337,6 @@ def test_package_errors_are_user_errors_with_file_and_hint(make_project, with_pa
     project.write("models/keyed.sql", "select {{ dbt.no_such_thing() }} as x")
     assert_user_error(project.cli("compile"), "dbt.no_such_thing is not one of the dbt macros")
 
-    project.write(
-        "models/keyed.sql", "{% set cols = adapter.get_columns_in_relation(ref('other')) %}select 1 as x"
-    )
-    project.write("models/other.sql", "select 1 as x")
-    assert_user_error(project.cli("compile"), "adapter.get_columns_in_relation() reads the warehouse")
-
     project.write("models/keyed.sql", "select 1 as id")
     project.write("models/schema.yml", SCHEMA.replace("mini_utils.is_positive", "other_utils.is_positive"))
     assert_user_error(
