@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import cross_db, introspection
+from . import introspection
 from .errors import CompilationError
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ class Adapter:
         tried = []
         for package in dict.fromkeys(search):
             if package == "dbt":
+                from . import cross_db  # imported on first use, as sqlglot, which it needs
+
                 builtin = cross_db.namespace(library.dialect)
             elif package != library.root_name and package not in library.packages:
                 raise CompilationError(

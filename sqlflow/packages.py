@@ -11,12 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +167,10 @@ def install(
 ) -> list[tuple[Requirement, Package]]:
     """Install every requirement of the project in `root` into its install folder (replacing what
     was there) and return what each became. Nothing is replaced unless every package was fetched."""
+    # Imported here, as in the fetchers: every command reads the installed packages, only deps installs.
+    import shutil
+    import tempfile
+
     wanted = requirements(root)
     destination = install_path(root, settings)
     with tempfile.TemporaryDirectory(prefix=".sqlflow-deps-", dir=root) as scratch:
@@ -232,6 +230,9 @@ def _fetch(requirement: Requirement, root: Path, scratch: Path, hub_url: str | N
 
 
 def _fetch_git(requirement: Requirement, scratch: Path) -> Package:
+    import shutil
+    import subprocess
+
     clone = scratch / "clone"
 
     def git(*args: str, cwd: Path | None = None) -> None:
@@ -264,6 +265,11 @@ def _fetch_git(requirement: Requirement, scratch: Path) -> Package:
 
 
 def _fetch_hub(requirement: Requirement, scratch: Path, hub_url: str) -> Package:
+    import shutil
+    import tarfile
+    import urllib.error
+    import urllib.request
+
     index_url = f"{hub_url.rstrip('/')}/{requirement.location}.json"
     where = {"path": requirement.path, "line": requirement.line}
     try:

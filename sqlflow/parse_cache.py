@@ -63,6 +63,9 @@ class ParseCache:
         hit = self.entries.get(str(path))
         if hit and hit[0] == self._key(path, text, macros_digest):
             program: Program = hit[1]
+            # The caller's path object, equal to the cached one: shared, the node and its program
+            # pickle it once in the whole-project cache (5,000 fewer paths to rebuild when read).
+            program.path = path
             if hit[3] is not None:
                 program.code = marshal.loads(hit[3])
             loaded = hit[2]
