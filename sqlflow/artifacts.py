@@ -158,8 +158,11 @@ def node_json(
         "database": relation.database if relation else None,
         "schema": relation.schema if relation else None,
         "alias": relation.identifier if relation else node.name,
+        # As dbt: a test has a relation only when it stores its failures.
         "relation_name": relation.sql(manifest.project.dialect)
-        if relation and not node.is_ephemeral
+        if relation
+        and not node.is_ephemeral
+        and (node.resource_type != "test" or node.config.get("store_failures"))
         else None,
     }
     if node.resource_type == "test":

@@ -458,3 +458,24 @@ def test_json_artifacts_are_written_as_json_with_default_str_would_write_them():
     # Beyond what orjson takes: the standard library writes it, in the same layout.
     assert dumps({"big": 2**70}) == f'{{"big":{2**70}}}'
     assert json.loads(dumps({"lone": "\ud800"})) == {"lone": "\ud800"}
+
+
+def test_a_test_has_a_relation_name_only_when_it_stores_failures(make_project):
+    project = make_project(
+        {
+            "models/m.sql": "select 1 as id",
+            "models/schema.yml": """\
+            models:
+              - name: m
+                columns:
+                  - name: id
+                    data_tests:
+                      - unique
+                      - not_null: {config: {store_failures: true}}
+            """,
+        }
+    )
+    assert project.cli("compile").exit_code == 0
+    nodes = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
+    assert nodes["test.proj.unique_m_id"]["relation_name"] is None
+    assert nodes["test.proj.not_null_m_id"]["relation_name"] == '"main_dbt_test__audit"."not_null_m_id"'
