@@ -525,6 +525,25 @@ def init(name, debug):
     click.echo(f"Created {path}. Next: cd {name} && sqlflow build")
 
 
+@main.command(name="run-operation")
+@click.argument("macro")
+@click.option(
+    "--args",
+    "macro_args",
+    default=None,
+    metavar="YAML",
+    help="The macro's keyword arguments, a YAML or JSON mapping.",
+)
+@_lock_option
+@_common
+@_handled
+def run_operation(macro, macro_args, lock_timeout, **options):
+    """Run the macro MACRO (package.macro for a package's) against the warehouse."""
+    args = parse_vars(macro_args, "--args")
+    with _session(options) as session:
+        commands.run_operation(session, macro, args, lock_timeout=lock_timeout)
+
+
 @main.command()
 @click.option("--project-dir", type=click.Path(file_okay=False), default=".", show_default=True)
 @click.option("--debug", is_flag=True, hidden=True)

@@ -1121,6 +1121,13 @@ def debug(session: Session) -> dict[str, Any]:
     return report
 
 
+def run_operation(session: Session, macro: str, args: dict[str, Any], *, lock_timeout: float = 0) -> None:
+    """Run one macro on the warehouse, as dbt's run-operation: its log() lines are `log` events."""
+    session.lock_target(lock_timeout)
+    compiler = _compiler(session, connect=True)
+    compiler.run_macro(macro, args, log=lambda message: session.emit("log", message))
+
+
 def deps(root: Path, settings: dict[str, Any]) -> list[tuple[packages.Requirement, packages.Package]]:
     """Install the packages of packages.yml into `packages-install-path` (dbt_packages/)."""
     if not packages.requirements(root):

@@ -7,6 +7,7 @@ Jinja or SQL error stops the run with file and line while the warehouse is untou
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import os
 import pickle
@@ -20,7 +21,7 @@ import jinja2
 
 from . import __version__, artifacts, data_tests, introspection, parse_pool, sql, unit_tests
 from .background import Background
-from .errors import CompilationError, UserError
+from .errors import CompilationError, OperationFailed, UserError
 from .introspection import NeedsWarehouse
 from .jinja import RenderContext, base_context, in_macro, parse_program, render
 from .lazy import exp
@@ -153,6 +154,51 @@ class Compiler:
         self.write_compiled(compiled.node, compiled.sql)
         self.finish()
         return compiled
+
+    def run_macro(self, name: str, kwargs: dict[str, Any], log: Callable[[str], None]) -> None:
+        """`run-operation`: call macro `name` (`package.macro` for a package's) with `kwargs`; what
+        it runs with run_query or statement runs on the warehouse as it goes, and `log()` goes to `log`."""
+        library = self.manifest.macro_library
+        package, _, macro_name = name.rpartition(".")
+        namespace = package if package and package != library.root_name else None
+        if namespace is not None and namespace not in library.packages:
+            raise UserError(
+                f"there is no package {namespace!r} installed to find {macro_name!r} in",
+                hint="install it (packages.yml, `sqlflow deps`), or name a macro of the project",
+            )
+
+        def to_log(message: Any, info: bool = False) -> str:
+            log(str(message))
+            return ""
+
+        warehouse = introspection.context(introspection.Warehouse(self._warehouse, live=True))
+        context = RenderContext({**self._base, **warehouse, "log": to_log, "print": to_log}, library)
+        macro, path = context.macro(macro_name, namespace), library.find(macro_name, namespace)
+        if macro is None or path is None:
+            known = library.owner if namespace is None else library.packages[namespace]
+            close = difflib.get_close_matches(macro_name, list(known), n=1)
+            raise UserError(
+                f"there is no macro {name!r}",
+                hint=f"did you mean {close[0]!r}?"
+                if close
+                else "macros are read from macro-paths (default macros/)",
+            )
+        try:
+            macro(**kwargs)
+        except introspection.QueryFailed as exc:
+            failure = exc.__cause__ or exc.message
+            raise OperationFailed(
+                f"macro {name}: a query failed{in_macro(exc.__traceback__, Path())}: {failure}", path=path
+            ) from exc
+        except UserError:
+            raise
+        except TypeError as exc:
+            raise CompilationError(f"macro {name} cannot take these arguments: {exc}", path=path) from exc
+        except (jinja2.TemplateError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            raise CompilationError(
+                f"cannot run macro {name}: {message}{in_macro(exc.__traceback__, Path())}", path=path
+            ) from exc
 
     def _introspection(self) -> dict[str, Any]:
         local = self._building

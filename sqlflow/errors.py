@@ -58,6 +58,12 @@ class HookFailed(UserError):
     exit_code = 1
 
 
+class OperationFailed(UserError):
+    """A statement of `run-operation`'s macro failed in the warehouse: exit 1, as a failed model."""
+
+    exit_code = 1
+
+
 class CompilationError(UserError):
     """A model could not be rendered or parsed (Jinja or SQL)."""
 

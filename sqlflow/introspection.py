@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .adapters.base import Adapter
 
 
+class QueryFailed(CompilationError):
+    """A query a template ran failed in the warehouse."""
+
+
 class NeedsWarehouse(Exception):
     """A render ahead of the run asked the warehouse: the node is compiled when it is built."""
 
@@ -55,7 +59,7 @@ class Warehouse:
         try:
             result = adapter.execute(sql, fetch=True)
         except WarehouseError as exc:
-            raise CompilationError(f"a query run while compiling failed: {exc}") from exc
+            raise QueryFailed(f"a query run while compiling failed: {exc}") from exc
         return QueryTable(result.columns, result.rows)
 
     def columns(self, relation: Any) -> list[Column]:

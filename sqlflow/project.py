@@ -110,22 +110,23 @@ def _coerce_scalar(text: str) -> Any:
     return text
 
 
-def parse_vars(text: str | None) -> dict[str, Any]:
-    """`--vars` accepts YAML or JSON; it must be a mapping."""
+def parse_vars(text: str | None, option: str = "--vars") -> dict[str, Any]:
+    """`--vars` (and `run-operation --args`) accept YAML or JSON; it must be a mapping."""
     if not text:
         return {}
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UserError(
-            f"--vars is not valid YAML or JSON: {exc}", hint="example: --vars '{start_date: 2024-01-01}'"
+            f"{option} is not valid YAML or JSON: {exc}",
+            hint=f"example: {option} '{{start_date: 2024-01-01}}'",
         ) from exc
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise UserError(
-            f"--vars must be a mapping, got {type(value).__name__}: {text!r}",
-            hint="example: --vars '{start_date: 2024-01-01, limit: 10}'",
+            f"{option} must be a mapping, got {type(value).__name__}: {text!r}",
+            hint=f"example: {option} '{{start_date: 2024-01-01, limit: 10}}'",
         )
     return dict(value)
 

@@ -1,0 +1,50 @@
+"""`sqlflow run-operation`: a macro run on its own against the warehouse, as dbt's."""
+
+from __future__ import annotations
+
+from test_user_errors import assert_user_error
+
+MACROS = """\
+{% macro make_numbers(n=2, table='numbers') %}
+  {% do run_query('create or replace table ' ~ target.schema ~ '.' ~ table ~ ' as select * from range(' ~ n ~ ') as t(i)') %}
+  {% set total = run_query('select count(*) from ' ~ target.schema ~ '.' ~ table).rows[0][0] %}
+  {{ log('made ' ~ total ~ ' rows in ' ~ table, info=True) }}
+{% endmacro %}
+
+{% macro broken() %}
+  {% do run_query('select * from no_such_table') %}
+{% endmacro %}
+"""
+
+
+def test_run_operation_runs_a_macro_with_its_arguments(make_project):
+    project = make_project({"macros/ops.sql": MACROS})
+    result = project.cli("run-operation", "make_numbers", "--args", "{n: 3, table: three}")
+    assert result.exit_code == 0, result.output
+    assert "made 3 rows in three" in result.output
+    assert project.scalar("select count(*) from three") == 3
+    result = project.cli("run-operation", "make_numbers")  # the macro's defaults
+    assert result.exit_code == 0, result.output
+    assert project.scalar("select count(*) from numbers") == 2
+
+
+def test_run_operation_finds_package_macros_by_namespace(make_project, tmp_path):
+    package = tmp_path / "ops_pkg"
+    (package / "macros").mkdir(parents=True)
+    (package / "dbt_project.yml").write_text("name: ops_pkg\n")
+    (package / "macros" / "ops.sql").write_text(MACROS)
+    project = make_project({"packages.yml": f"packages:\n  - local: {package}\n"})
+    assert project.cli("deps").exit_code == 0
+    result = project.cli("run-operation", "ops_pkg.make_numbers", "--args", '{"n": 5}')
+    assert result.exit_code == 0, result.output
+    assert project.scalar("select count(*) from numbers") == 5
+
+
+def test_run_operation_errors(make_project):
+    project = make_project({"macros/ops.sql": MACROS})
+    assert_user_error(project.cli("run-operation", "make_numbres"), "no macro 'make_numbres'", "make_numbers")
+    assert_user_error(project.cli("run-operation", "nowhere.make_numbers"), "no package 'nowhere'")
+    assert_user_error(project.cli("run-operation", "make_numbers", "--args", "{n: [1"), "--args")
+    assert_user_error(project.cli("run-operation", "make_numbers", "--args", "{m: 1}"), "cannot take")
+    output = assert_user_error(project.cli("run-operation", "broken"), "no_such_table", code=1)
+    assert "macros/ops.sql" in output
