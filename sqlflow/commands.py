@@ -31,7 +31,7 @@ from . import (
 from .adapters import Adapter, adapter_for
 from .background import Background
 from .compiler import CompiledNode, Compiler
-from .errors import HookFailed, UserError, WarehouseError
+from .errors import CompilationErrors, HookFailed, UserError, WarehouseError
 from .events import Event, EventHandler, ignore, node_finished, node_started
 from .graph import Graph
 from .lazy import exp
@@ -196,18 +196,27 @@ def _compiler(
 def _compile_all(
     session: Session, uids: Sequence[str], compiler: Compiler, *, digests: bool = False
 ) -> dict[str, CompiledNode]:
-    """Compile `uids` in order (writing target/compiled/); `digests`: the caller will fingerprint them."""
+    """Compile `uids` in order (writing target/compiled/); `digests`: the caller will fingerprint them.
+    Every node that fails to compile is reported (CompilationErrors), not only the first."""
     compiled = {}
+    failures: dict[str, UserError] = {}  # message -> error: a broken ephemeral fails each reader alike
     compiler.validate_ahead(uids, digests=digests)
     for uid in uids:
         node = session.manifest.nodes[uid]
-        compiled[uid] = compiler.compile(uid)
+        try:
+            compiled[uid] = compiler.compile(uid)
+        except UserError as exc:
+            failures.setdefault(str(exc), exc)
+            continue
         if node.resource_type != "seed" and not compiled[uid].deferred:
             compiler.write_compiled(node, compiled[uid].sql)
     for warning in session.manifest.warnings:
         session.emit("warning", warning, "warning")
     session.manifest.warnings.clear()
     compiler.finish()
+    if failures:
+        errors = list(failures.values())
+        raise errors[0] if len(errors) == 1 else CompilationErrors(errors)
     return compiled
 
 

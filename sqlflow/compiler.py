@@ -420,7 +420,10 @@ class Compiler:
                 if digests and self._checked.normalized(rendered, dialect) is None:
                     pending[(rendered, dialect)] = None
                 continue
-            rendered = self._rendered[uid] = self._render(node, [])
+            try:
+                rendered = self._rendered[uid] = self._render(node, [])
+            except UserError:
+                continue  # compile() renders it again and reports the error with the others
             fresh.append((uid, rendered, incremental))
         dialect = self.target_dialect
         for uid, rendered, incremental in fresh:

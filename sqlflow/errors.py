@@ -68,6 +68,24 @@ class CompilationError(UserError):
     """A model could not be rendered or parsed (Jinja or SQL)."""
 
 
+class CompilationErrors(CompilationError):
+    """Several nodes failed to compile: every one is reported, not only the first."""
+
+    SHOWN = 20  # a broken macro can fail thousands of models: the first ones say enough
+
+    def __init__(self, errors: list[UserError]) -> None:
+        super().__init__(f"{len(errors)} nodes failed to compile")
+        self.errors = errors
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.errors)} nodes failed to compile:"]
+        for error in self.errors[: self.SHOWN]:
+            lines += ["  " + line for line in str(error).splitlines()]
+        if len(self.errors) > self.SHOWN:
+            lines.append(f"  ... and {len(self.errors) - self.SHOWN} more")
+        return "\n".join(lines)
+
+
 class SelectorError(UserError):
     """A malformed --select/--exclude expression."""
 

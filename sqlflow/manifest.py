@@ -30,7 +30,7 @@ from . import (
     snapshots,
     unit_tests,
 )
-from .errors import CompilationError, UserError
+from .errors import CompilationError, CompilationErrors, UserError
 from .jinja import (
     MacroLibrary,
     Program,
@@ -242,11 +242,18 @@ class _Loader:
         sources = self._build_sources(properties)
         nodes: dict[str, Node] = {}
         seen: dict[str, Path] = {}
+        failures: list[UserError] = []  # every model that cannot be loaded is reported, not the first
         for path, parsed in models:
-            node = self._model_node(path, properties, parsed=parsed)
+            try:
+                node = self._model_node(path, properties, parsed=parsed)
+            except UserError as exc:
+                failures.append(exc)
+                continue
             self._check_unique(node, seen)
             if node.config.get("enabled", True) is not False:
                 nodes[node.unique_id] = node
+        if failures:
+            raise failures[0] if len(failures) == 1 else CompilationErrors(failures)
         for path in iter_files(project.seed_paths, (".csv",)):
             node = self._seed_node(path, properties)
             self._check_unique(node, seen)

@@ -685,3 +685,41 @@ def test_a_model_file_that_is_not_utf8_names_the_file(make_project):
     (project.root / "models" / "latin.sql").write_bytes("select 'caf\xe9' as x".encode("latin-1"))
     for args in (["compile"], ["compile", "--no-cache"]):
         assert_user_error(project.cli(*args), "models/latin.sql", "not UTF-8", "save it as UTF-8")
+
+
+def test_every_model_that_fails_to_compile_is_reported(make_project):
+    project = make_project(
+        {
+            "models/ok.sql": "select 1 as x",
+            "models/a.sql": "select {{ var('missing') }} as x",
+            "models/b.sql": "select from where",
+            "models/c.sql": "select {{ ref('a') }}.x from {{ ref('a') }}",
+        }
+    )
+    for command in ("compile", "run"):
+        output = assert_user_error(
+            project.cli(command),
+            "2 nodes failed to compile:",
+            "models/a.sql:1: var 'missing' is not defined",
+            "models/b.sql:1: SQL syntax error",
+        )
+        assert "models/c.sql" not in output  # it compiles: only its parent is broken
+    assert not project.db_path.exists()  # nothing ran
+
+
+def test_many_failures_are_cut_short(make_project):
+    project = make_project({f"models/m{i:02}.sql": "select from where" for i in range(25)})
+    output = assert_user_error(project.cli("compile"), "25 nodes failed to compile:", "... and 5 more")
+    assert output.count("SQL syntax error") == 20
+
+
+def test_every_model_that_fails_to_load_is_reported(make_project):
+    project = make_project(
+        {
+            "models/a.sql": "select {{ nope }} as x",
+            "models/b.sql": "{% set x = undefined_macro() %}select 1 as x",
+        }
+    )
+    assert_user_error(
+        project.cli("compile"), "2 nodes failed to compile:", "models/a.sql:1", "models/b.sql:1"
+    )
