@@ -34,7 +34,7 @@ from jinja2.ext import Extension
 
 from . import dispatch
 from .errors import CompilationError, Location, UserError
-from .nodes import RefCall, SourceCall
+from .nodes import RefCall, SourceCall, merge_config
 
 STATIC_CALLS = frozenset({"ref", "source", "config", "var", "env_var"})
 
@@ -194,7 +194,7 @@ def _scan(source: str) -> Scanned | None:
                 elif name == "source" and len(args) == 2 and not kwargs:
                     sources.append(SourceCall(str(args[0]), str(args[1]), line))
                 elif name == "config" and not args:
-                    config.update(dict(kwargs))
+                    config = merge_config(config, dict(kwargs))
                 elif name in ("ref", "source", "config"):
                     return None
             continue
@@ -301,7 +301,7 @@ def _static_calls(ast: jn.Template) -> tuple[list[RefCall], list[SourceCall], di
         elif call.node.name == "source" and len(args) == 2:
             sources.append(SourceCall(str(args[0]), str(args[1]), line=call.lineno))
         elif call.node.name == "config":
-            config.update(kwargs)
+            config = merge_config(config, kwargs)  # hooks and tags of every call, as dbt
     return refs, sources, config, dynamic
 
 

@@ -872,9 +872,12 @@ class _Loader:
             return relation_name(None, source_name, table_name, dialect=None)
 
         def config_fn(*args: Any, **kwargs: Any) -> str:
-            if args and isinstance(args[0], dict):
-                recorded.update(args[0])
-            recorded.update(kwargs)
+            # Each call merged as dbt merges them: hooks and tags of every call kept.
+            merged = merge_config(
+                recorded, {**(args[0] if args and isinstance(args[0], dict) else {}), **kwargs}
+            )
+            recorded.clear()
+            recorded.update(merged)
             return ""
 
         values = self._context(execute=False)

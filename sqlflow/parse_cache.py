@@ -25,7 +25,7 @@ class ParseCache:
     """Per-file parse results in target/, keyed by content and everything a parse depends on."""
 
     FILE = "sqlflow_parse_cache.pickle"
-    FORMAT = 2  # bump when the shape of an entry changes
+    FORMAT = 3  # bump when the shape of an entry changes (3: config() calls merged as dbt merges them)
 
     def __init__(self, project: Project) -> None:
         self.path = project.target_path / self.FILE

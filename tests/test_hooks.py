@@ -151,3 +151,33 @@ def test_an_on_run_end_that_cannot_render_is_exit_2(make_project):
     settings = "name: proj\nprofile: proj\non-run-end: '{{ no_such_macro() }}'\n"
     project = make_project({"models/ok.sql": "select 1 as x"}, settings=settings)
     assert_user_error(project.cli("run"), "sqlflow.yml:3: cannot render `on-run-end`")
+
+
+def test_hooks_of_every_config_call_in_a_file_run(make_project):
+    # dbt appends the hooks (and tags) of each config() call in a file; the last one does not win.
+    project = make_project(
+        {
+            "models/static.sql": (
+                "{{ config(post_hook=\"insert into audit values ('static', 'first', 1)\", tags=['a']) }}\n"
+                "{{ config(post_hook=\"insert into audit values ('static', 'second', 2)\", tags=['b']) }}\n"
+                "select 1 as x"
+            ),
+            "models/dynamic.sql": (
+                "{% set step = 'first' %}"
+                "{{ config(post_hook=\"insert into audit values ('dynamic', '\" ~ step ~ \"', 1)\") }}\n"
+                "{{ config(post_hook=\"insert into audit values ('dynamic', 'second', 2)\") }}\n"
+                "select 1 as x"
+            ),
+        },
+        settings='name: proj\nprofile: proj\non-run-start: "create table if not exists audit (model varchar, step varchar, n integer)"\n',
+    )
+    result = project.cli("run", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert sorted(audit(project)) == [
+        ("dynamic", "first", 1),
+        ("dynamic", "second", 2),
+        ("static", "first", 1),
+        ("static", "second", 2),
+    ]
+    result = project.cli("ls", "-s", "tag:a,tag:b", "-o", "name")
+    assert result.output.split() == ["static"]
