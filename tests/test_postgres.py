@@ -309,3 +309,49 @@ def test_errors_are_warehouse_errors_and_the_connection_recovers(make_project, p
             assert adapter.execute("select 'a%' like 'a%%' as x", fetch=True).rows == [(True,)]
         finally:
             adapter.close()
+
+
+def test_cross_database_macros_and_introspection_on_postgres(make_project, postgres):
+    """dbt.* macros written for PostgreSQL, run_query and get_columns_in_relation on a real server."""
+    orders = "select * from (values (1, 'placed', 10), (2, 'shipped', 20), (3, 'placed', 5)) as t(id, status, amount)"
+    project = make_project(
+        {
+            "models/orders.sql": "{{ config(materialized='table') }} " + orders,
+            "models/by_status.sql": (
+                "{% set statuses = run_query('select distinct status from ' ~ ref('orders') ~ ' order by 1') %}"
+                "select {% for s in (statuses.columns[0].values() if execute else ['placed']) %}"
+                "sum(case when status = '{{ s }}' then amount else 0 end) as amount_{{ s }}{{ ',' if not loop.last }}"
+                "{% endfor %} from {{ ref('orders') }}"
+            ),
+            "models/no_amount.sql": (
+                "select {% for c in adapter.get_columns_in_relation(ref('orders')) if c.name != 'amount' %}"
+                "{{ adapter.quote(c.name) }}{{ ',' if not loop.last }}{% endfor %} from {{ ref('orders') }}"
+            ),
+            "models/cross_db.sql": """\
+            select
+                {{ dbt.dateadd('day', 3, "date '2024-01-30'") }} as added,
+                {{ dbt.datediff("date '2024-01-01'", "date '2024-03-01'", 'day') }} as days_between,
+                {{ dbt.concat(["'x'", "'-'", "'y'"]) }} as joined,
+                {{ dbt.hash("'abc'") }} = md5('abc') as hashed,
+                {{ dbt.split_part("'a,b,c'", "','", 2) }} as second_part,
+                {{ dbt.safe_cast("'7'", dbt.type_int()) }} as seven,
+                {{ dbt.last_day("date '2024-02-10'", 'month') }} as month_end
+            """,
+        },
+        settings="name: proj\nprofile: proj\ndialect: postgres\n",
+        profiles=postgres.profiles(),
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    schema = postgres.schema
+    assert postgres.query(f'select amount_placed, amount_shipped from "{schema}"."by_status"') == [(15, 20)]
+    columns = postgres.query(
+        f"select column_name from information_schema.columns where table_schema = '{schema}' "
+        "and table_name = 'no_amount' order by ordinal_position"
+    )
+    assert columns == [("id",), ("status",)]
+    row = postgres.query(
+        "select added::date::text, days_between, joined, hashed, second_part, seven, month_end::text "
+        f'from "{schema}"."cross_db"'
+    )[0]
+    assert row == ("2024-02-02", 60, "x-y", True, "b", 7, "2024-02-29")
