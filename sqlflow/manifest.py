@@ -193,6 +193,7 @@ class _Loader:
         self._description_context: dict[str, Any] | None = None  # built for the first that needs it
         self._description_templates: dict[str, jinja2.Template] = {}
         self._placeholders: dict[str, Any] | None = None  # built on first use: a cache hit needs none
+        self.package_models: dict[str, str] = {}  # model name -> installed package (not built)
 
     # ----------------------------------------------------------------- orchestration
 
@@ -290,7 +291,11 @@ class _Loader:
         )
         for node in nodes.values():
             node.relation = self._relation(node, manifest)
-        _resolve_dependencies(manifest, disabled=set(seen) - {n.name for n in nodes.values()})
+        _resolve_dependencies(
+            manifest,
+            disabled=set(seen) - {n.name for n in nodes.values()},
+            package_models=self.package_models,
+        )
         return manifest
 
     def _add_test(self, node: Node, tests: dict[str, Node]) -> None:
@@ -342,6 +347,13 @@ class _Loader:
                 uid = f"macro.{project.name}.{name}"
                 macros[uid] = Macro(uid, name, path, project.relpath(path), source, line)
         for package in packages.installed(project):
+            models = [path.stem for path in iter_files(list(package.model_paths), (".sql",))]
+            if models:
+                self.package_models.update(dict.fromkeys(models, package.name))
+                self.warnings.append(
+                    f"package {package.name} has {len(models)} models, which sqlflow does not build yet "
+                    "(its macros and tests work); a ref to one of them is an error"
+                )
             for path in iter_files(package.macro_folders, (".sql",)):
                 source = self._read(path)
                 relative = path.relative_to(package.root).as_posix()
@@ -1081,7 +1093,7 @@ def _call_macro(context: RenderContext, name: str, value: Any, node_info: dict[s
         ) from exc
 
 
-def _resolve_dependencies(manifest: Manifest, disabled: set[str]) -> None:
+def _resolve_dependencies(manifest: Manifest, disabled: set[str], package_models: dict[str, str]) -> None:
     by_name = manifest.by_name()
     source_ids = {(s.source_name, s.name): uid for uid, s in manifest.sources.items()}
     for node in manifest.nodes.values():
@@ -1095,6 +1107,14 @@ def _resolve_dependencies(manifest: Manifest, disabled: set[str]) -> None:
                         path=node.path,
                         line=ref.line,
                         hint=f"enable {ref.name} or remove the ref",
+                    )
+                if ref.name in package_models:
+                    raise UserError(
+                        f"{node.name} refs {ref.name!r}, a model of package {package_models[ref.name]!r}",
+                        path=node.path,
+                        line=ref.line,
+                        hint="sqlflow builds the macros and tests of packages, not their models yet; "
+                        "copy the model into the project, or build it with dbt",
                     )
                 close = difflib.get_close_matches(ref.name, list(by_name), n=1)
                 raise UserError(
