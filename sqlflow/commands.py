@@ -460,6 +460,7 @@ def run(
             )
     finally:
         not_recorded = recorder.flush()  # builds are recorded in batches while the run goes on
+        compiler.finish()  # the compiled files of nodes compiled while the run went on
     _report_not_recorded(session, outcome, not_recorded)
     outcome.elapsed = time.perf_counter() - started
     artifacts.write_run_results(manifest, outcome, args)

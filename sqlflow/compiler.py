@@ -143,16 +143,18 @@ class Compiler:
         return compiled
 
     def compile_deferred(self, uid: str) -> CompiledNode:
-        """Compile a deferred node now that its parents are built: its render reads the warehouse."""
+        """Compile a deferred node now that its parents are built: its render reads the warehouse.
+        Called from the runner's threads; its compiled file is written by the next finish()."""
         with self._deferred_lock:  # one at a time: they are few, and share the compiler's caches
-            self._compiled.pop(uid, None)
+            # Deferred ephemerals it inlines are compiled again too, now reading the warehouse.
+            for other in [u for u, c in self._compiled.items() if c.deferred]:
+                del self._compiled[other]
             self._building.active = True
             try:
                 compiled = self.compile(uid)
             finally:
                 self._building.active = False
-        self.write_compiled(compiled.node, compiled.sql)
-        self.finish()
+            self.write_compiled(compiled.node, compiled.sql)
         return compiled
 
     def run_macro(self, name: str, kwargs: dict[str, Any], log: Callable[[str], None]) -> None:
@@ -171,8 +173,24 @@ class Compiler:
             log(str(message))
             return ""
 
+        def ref(*args: Any, **_: Any) -> RelationName:
+            target = self.by_name.get(str(args[-1])) if args else None
+            if target is None or target.relation is None or target.is_ephemeral:
+                raise UserError(
+                    f"ref({', '.join(map(repr, args))}) names no model, seed or snapshot with a relation",
+                    hint="run-operation can ref what is built in the warehouse (not ephemeral models)",
+                )
+            return target.relation.sql(self.dialect)
+
+        def source(source_name: str, table_name: str) -> RelationName:
+            found = self._sources.get((source_name, table_name))
+            if found is None:
+                raise UserError(f"source({source_name!r}, {table_name!r}) is not declared")
+            return found.relation.sql(self.dialect)
+
         warehouse = introspection.context(introspection.Warehouse(self._warehouse, live=True))
-        context = RenderContext({**self._base, **warehouse, "log": to_log, "print": to_log}, library)
+        values = {**self._base, **warehouse, "log": to_log, "print": to_log, "ref": ref, "source": source}
+        context = RenderContext(values, library)
         macro, path = context.macro(macro_name, namespace), library.find(macro_name, namespace)
         if macro is None or path is None:
             known = library.owner if namespace is None else library.packages[namespace]
@@ -316,8 +334,10 @@ class Compiler:
         self._building.digesting = True
         try:
             rendered = self._render(node, ephemeral_refs, incremental=False)
-        except NeedsWarehouse:  # its SQL depends on the warehouse: its template stands for it
-            self._normalized[uid] = "template:" + sql.text_digest(node.raw_code)
+        except NeedsWarehouse:  # its SQL depends on the warehouse: its template and macros stand for it
+            self._normalized[uid] = "template:" + sql.text_digest(
+                node.raw_code + self.manifest.macro_library.digest
+            )
             return self._normalized[uid]
         finally:
             self._building.digesting = False
@@ -352,7 +372,11 @@ class Compiler:
         only those inside the window are kept, so a batch never writes outside it."""
         node = self.manifest.nodes[uid]
         ephemeral_refs: list[str] = []
-        rendered = self._render(node, ephemeral_refs, batch)
+        building, self._building.active = getattr(self._building, "active", False), True  # built now
+        try:
+            rendered = self._render(node, ephemeral_refs, batch)
+        finally:
+            self._building.active = building
         query = sql.parse(rendered, self.dialect, path=node.path)
         order = self._ephemeral_order(ephemeral_refs)
         query = sql.inline_ctes(
@@ -693,7 +717,8 @@ class Compiler:
         return CompiledNode(node, self.transpiler.generate(query, source=dialect, path=model.path))
 
     def _ephemeral_query(self, uid: str) -> exp.Query:
-        self.compile(uid)
+        if self.compile(uid).deferred:
+            raise NeedsWarehouse(uid)  # its readers are compiled when built, as it is
         return self._queries[uid]
 
     def _warn_bare_tables(self, node: Node, tables: list[str]) -> None:
@@ -944,3 +969,4 @@ class _CheckedSQL:
             return
         with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
             artifacts.write_pickle(self.path, {"version": __version__, "entries": self.entries})
+            self.dirty = False

@@ -113,9 +113,11 @@ class Adapter:
         )
 
     def quote(self, identifier: str) -> str:
-        from . import sql
+        from .nodes import relation_name
 
-        return sql.quote_identifier(str(identifier), self._context.library.dialect)  # type: ignore[union-attr]
+        library = self._context.library
+        assert library is not None
+        return str(relation_name(None, None, str(identifier), dialect=library.dialect))
 
     # What reads the warehouse (introspection.py): a node that calls them is compiled when built.
 

@@ -21,7 +21,7 @@ class Location:
         if self.path is None:
             return ""
         path = Path(self.path)
-        with contextlib.suppress(ValueError, OSError):
+        with contextlib.suppress(ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
             path = path.resolve().relative_to(Path.cwd())  # as the user typed it, where possible
         return f"{path}:{self.line}" if self.line else str(path)
 

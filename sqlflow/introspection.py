@@ -60,7 +60,7 @@ class Warehouse:
             result = adapter.execute(sql, fetch=True)
         except WarehouseError as exc:
             raise QueryFailed(f"a query run while compiling failed: {exc}") from exc
-        return QueryTable(result.columns, result.rows)
+        return QueryTable(result.columns, result.rows, result.rowcount)
 
     def columns(self, relation: Any) -> list[Column]:
         adapter = self._adapter("adapter.get_columns_in_relation()")
@@ -136,8 +136,12 @@ class QueryTable:
     """A query's result as dbt's agate table offers it to templates: `rows` (by position or
     column name), `columns[i].values()` (or `columns['name']`), `column_names`."""
 
-    def __init__(self, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, names: Sequence[str], rows: Sequence[tuple[Any, ...]], rowcount: int | None = None
+    ) -> None:
         self.column_names = tuple(names)
+        # What the warehouse says the statement touched (dbt's rows_affected), else the rows read.
+        self.rowcount = rowcount if rowcount is not None and rowcount >= 0 else len(rows)
         self.rows = [_Row(self.column_names, row) for row in rows]
         self.columns = _Columns(
             [_Column(name, [row[i] for row in rows]) for i, name in enumerate(self.column_names)]
@@ -226,10 +230,11 @@ class StatementResults:
         sql = caller() if caller is not None else ""
         table = self.warehouse.query(str(sql)) if str(sql).strip() else None
         if name is not None and table is not None:
+            kept = table if fetch_result else QueryTable(table.column_names, [])
             self.results[name] = {
-                "data": [tuple(row) for row in table.rows] if fetch_result else None,
-                "table": table if fetch_result else None,
-                "response": {"rows_affected": len(table)},
+                "data": [tuple(row) for row in kept.rows],
+                "table": kept,
+                "response": {"rows_affected": table.rowcount},
             }
         return ""
 

@@ -173,9 +173,10 @@ def install(
 
     wanted = requirements(root)
     destination = install_path(root, settings)
+    _check_install_path(root, settings, destination)
     with tempfile.TemporaryDirectory(prefix=".sqlflow-deps-", dir=root) as scratch:
         fetched = [
-            _fetch(requirement, root, Path(scratch) / str(index), hub_url)
+            _fetch(requirement, root, Path(scratch) / str(index), hub_url, destination)
             for index, requirement in enumerate(wanted)
         ]
         names: dict[str, Requirement] = {}
@@ -195,27 +196,81 @@ def install(
                     line=requirement.line,
                     hint="a project cannot depend on itself",
                 )
-        if destination.is_symlink() or destination.is_file():
-            destination.unlink()
-        elif destination.exists():
-            shutil.rmtree(destination)
-        destination.mkdir(parents=True)
-        installed_now = []
-        for requirement, package in zip(wanted, fetched, strict=True):
-            target = destination / package.name
-            if requirement.kind == "local":
-                # As dbt does: a link, so that edits to a local package need no new `deps`.
-                target.symlink_to(package.root.resolve(), target_is_directory=True)
-            else:
-                shutil.move(str(package.root), target)
-            installed_now.append((requirement, read_package(target)))
-    return installed_now
+        # Assembled next to the install folder, then swapped in: a failure before the swap leaves
+        # the installed packages as they were.
+        assembled = destination.with_name(f".{destination.name}.new")
+        shutil.rmtree(assembled, ignore_errors=True)
+        assembled.mkdir(parents=True)
+        try:
+            installed_now = []
+            for requirement, package in zip(wanted, fetched, strict=True):
+                target = assembled / package.name
+                if requirement.kind == "local":
+                    # As dbt does: a link, so that edits to a local package need no new `deps`.
+                    target.symlink_to(package.root.resolve(), target_is_directory=True)
+                else:
+                    shutil.move(str(package.root), target)
+                installed_now.append((requirement, destination / package.name))
+            _swap_in(assembled, destination)
+        finally:
+            shutil.rmtree(assembled, ignore_errors=True)
+    return [(requirement, read_package(path)) for requirement, path in installed_now]
 
 
-def _fetch(requirement: Requirement, root: Path, scratch: Path, hub_url: str | None) -> Package:
+def _swap_in(assembled: Path, destination: Path) -> None:
+    import shutil
+
+    previous = destination.with_name(f".{destination.name}.old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if destination.is_symlink() or destination.is_file():
+        destination.unlink()
+    elif destination.exists():
+        destination.rename(previous)
+    assembled.rename(destination)
+    shutil.rmtree(previous, ignore_errors=True)  # links in it are removed, never followed
+
+
+def _check_install_path(root: Path, settings: dict[str, Any], destination: Path) -> None:
+    """`deps` replaces the install folder: it must be a folder of its own inside the project."""
+    root, target = root.resolve(), destination.resolve()
+    own = [
+        (root / str(folder)).resolve()
+        for key, default in RESOURCE_PATHS.items()
+        for folder in (settings.get(key) or default)
+    ]
+    if root not in target.parents or any(target == folder or target in folder.parents for folder in own):
+        raise UserError(
+            f"packages-install-path {settings.get('packages-install-path')!r} is not a folder of its own "
+            "inside the project; `deps` would delete what is there",
+            hint="leave it unset (dbt_packages) or name a new folder inside the project",
+        )
+
+
+# The project's own folders (with dbt's defaults), which `deps` must never replace.
+RESOURCE_PATHS = {
+    "model-paths": ["models"],
+    "seed-paths": ["seeds"],
+    "macro-paths": ["macros"],
+    "test-paths": ["tests", "data_tests"],
+    "snapshot-paths": ["snapshots"],
+    "analysis-paths": ["analyses"],
+    "docs-paths": [],
+}
+
+
+def _fetch(
+    requirement: Requirement, root: Path, scratch: Path, hub_url: str | None, destination: Path
+) -> Package:
     if requirement.kind == "local":
         folder = Path(requirement.location)
         folder = folder if folder.is_absolute() else root / folder
+        if folder.resolve() == destination.resolve() or destination.resolve() in folder.resolve().parents:
+            raise UserError(
+                f"local package {requirement.location!r} is inside the install folder, which `deps` replaces",
+                path=requirement.path,
+                line=requirement.line,
+                hint="keep local packages outside packages-install-path (dbt_packages/)",
+            )
         if not (folder / "dbt_project.yml").is_file():
             raise UserError(
                 f"local package {requirement.location!r}: {folder} has no dbt_project.yml",
@@ -241,18 +296,26 @@ def _fetch_git(requirement: Requirement, scratch: Path) -> Package:
         except FileNotFoundError as exc:
             raise UserError("git is not installed", path=requirement.path, line=requirement.line) from exc
         except subprocess.CalledProcessError as exc:
+            said = exc.stderr.strip().splitlines()
             raise UserError(
-                f"git {args[0]} of {requirement.location} failed: {exc.stderr.strip().splitlines()[-1:] or exc}",
+                f"git {args[0]} of {requirement.location} failed: {said[-1] if said else exc}",
                 path=requirement.path,
                 line=requirement.line,
                 hint="check the URL and `revision:`, and that this machine can reach the repository",
             ) from exc
 
-    git("clone", "--quiet", requirement.location, str(clone))
+    git("clone", "--quiet", "--", requirement.location, str(clone))
     if requirement.revision:
         git("checkout", "--quiet", requirement.revision, cwd=clone)
     shutil.rmtree(clone / ".git", ignore_errors=True)
-    root = clone / requirement.subdirectory if requirement.subdirectory else clone
+    root = (clone / requirement.subdirectory).resolve() if requirement.subdirectory else clone
+    if root != clone.resolve() and clone.resolve() not in root.parents:
+        raise UserError(
+            f"subdirectory {requirement.subdirectory!r} leaves the repository",
+            path=requirement.path,
+            line=requirement.line,
+            hint="name a folder inside the repository",
+        )
     if not (root / "dbt_project.yml").is_file():
         raise UserError(
             f"{requirement.location}{'/' + requirement.subdirectory if requirement.subdirectory else ''} "
@@ -304,8 +367,13 @@ def _fetch_hub(requirement: Requirement, scratch: Path, hub_url: str) -> Package
         with tarfile.open(archive) as tar:
             if hasattr(tarfile, "data_filter"):  # refuses links and paths leaving the folder
                 tar.extractall(scratch / "unpacked", filter="data")
-            else:  # Python before 3.10.12
-                tar.extractall(scratch / "unpacked")
+            else:  # Python before 3.10.12 / 3.11.4: only plain files and folders inside it
+                members = tar.getmembers()
+                for member in members:
+                    name = Path(member.name)
+                    if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                        raise tarfile.TarError(f"unsafe member {member.name!r}")
+                tar.extractall(scratch / "unpacked", members=members)
     except (urllib.error.URLError, OSError, tarfile.TarError) as exc:
         raise UserError(
             f"cannot download {requirement.location} {chosen} from {tarball}: {exc}", **where

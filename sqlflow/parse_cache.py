@@ -39,6 +39,8 @@ class ParseCache:
                     project.vars,
                     project.target.name,
                     project.target.schema,
+                    project.target.type,  # adapter.dispatch picks macros by it
+                    project.settings.get("dispatch"),
                     env_part,
                 ],
                 sort_keys=True,

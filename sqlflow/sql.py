@@ -125,10 +125,6 @@ def normalized_text(query: exp.Expression, dialect_name: str) -> str:
     return query.sql(dialect=dialect(dialect_name), comments=False)
 
 
-def quote_identifier(name: str, dialect_name: str) -> str:
-    return exp.to_identifier(name, quoted=True).sql(dialect=dialect(dialect_name))
-
-
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

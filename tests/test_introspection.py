@@ -194,3 +194,71 @@ on-run-end:
     result = project.cli("run")
     assert result.exit_code == 0, result.output
     assert project.scalar("select n from audit") == 3
+
+
+def test_an_ephemeral_that_reads_the_warehouse_defers_its_readers(make_project):
+    project = make_project(
+        {
+            "models/orders.sql": ORDERS,
+            "models/statuses.sql": (
+                "{{ config(materialized='ephemeral') }}"
+                "{% set n = run_query('select count(*) from ' ~ ref('orders')) %}"
+                "select status, {{ n.rows[0][0] if execute else 0 }} as total_orders from {{ ref('orders') }}"
+            ),
+            "models/summary.sql": "select distinct status, total_orders from {{ ref('statuses') }}",
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select status, total_orders from summary order by 1") == [
+        ("placed", 3),
+        ("shipped", 3),
+    ]
+    assert (project.root / "target" / "compiled" / "proj" / "models" / "summary.sql").exists()
+
+
+def test_many_deferred_models_on_many_threads(make_project):
+    files = {"models/orders.sql": ORDERS}
+    for i in range(24):
+        files[f"models/star_{i:02}.sql"] = STAR
+    project = make_project(files)
+    result = project.cli("run", "--threads", "4")
+    assert result.exit_code == 0, result.output
+    compiled = project.root / "target" / "compiled" / "proj" / "models"
+    assert all((compiled / f"star_{i:02}.sql").exists() for i in range(24))
+    assert {c for (c,) in project.query("select column_name from (describe star_23)")} == {"id", "status"}
+
+
+def test_a_microbatch_model_that_reads_the_warehouse(make_project):
+    project = make_project(
+        {
+            "models/events.sql": "{{ config(materialized='table', event_time='ts') }}"
+            "select 1 as id, timestamp '2024-01-02 10:00:00' as ts, 'x' as payload",
+            "models/daily.sql": (
+                "{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts', "
+                "batch_size='day', begin='2024-01-01', end='2024-01-04') }}"
+                "select {% for c in adapter.get_columns_in_relation(ref('events')) %}{{ c.name }}"
+                "{{ ',' if not loop.last }}{% endfor %} from {{ ref('events') }}"
+            ),
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select id, payload from daily") == [(1, "x")]
+
+
+def test_statement_without_fetch_result_gives_empty_data(make_project):
+    project = make_project(
+        {
+            "models/orders.sql": ORDERS,
+            "models/m.sql": (
+                "{% call statement('probe') %}select 1 from {{ ref('orders') }}{% endcall %}"
+                "{% set r = load_result('probe') %}"
+                "select {{ (r['data'] | length) if execute else 0 }} as n, "
+                "{{ (r['table'].rows | length) if execute else 0 }} as t"
+            ),
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select n, t from m") == [(0, 0)]

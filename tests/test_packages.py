@@ -451,3 +451,52 @@ def test_package_models_are_named_when_not_built(make_project, tmp_path):
         "models/m.sql:1",
         "not their models",
     )
+
+
+@pytest.mark.parametrize("install_path", [".", "models", "..", "macros/.."])
+def test_deps_never_replaces_the_projects_own_folders(make_project, tmp_path, install_path):
+    write_package(tmp_path / "mini_utils")
+    project = make_project(
+        {"packages.yml": "packages:\n  - local: ../mini_utils\n", "models/m.sql": "select 1 as x"},
+        settings=f"name: proj\nprofile: proj\npackages-install-path: '{install_path}'\n",
+    )
+    assert_user_error(project.cli("deps"), "is not a folder of its own inside the project")
+    assert (project.root / "models" / "m.sql").exists()
+
+
+def test_deps_refuses_what_would_destroy_files(make_project, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    repo = tmp_path / "repo"
+    write_package(repo)
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", ".", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1", cwd=repo)
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - git: {repo.as_uri()}\n    subdirectory: ../../../../../../{victim}\n"
+        }
+    )
+    assert_user_error(project.cli("deps"), "leaves the repository")
+    assert (victim / "keep.txt").read_text() == "precious"
+
+    write_package(project.root / "dbt_packages" / "vendored")
+    project.write("packages.yml", "packages:\n  - local: dbt_packages/vendored\n")
+    assert_user_error(project.cli("deps"), "inside the install folder")
+    assert (project.root / "dbt_packages" / "vendored" / "dbt_project.yml").exists()
+
+
+def test_a_changed_dispatch_order_is_seen_by_the_next_run(with_package):
+    project = with_package
+    project.write("macros/shim.sql", "{% macro default__greeting() %}'shimmed'{% endmacro %}")
+    settings = (
+        "name: proj\nprofile: proj\ndispatch:\n  - macro_namespace: mini_utils\n    search_order: [{}]\n"
+    )
+    project.write("sqlflow.yml", settings.format("mini_utils, proj"))
+    assert project.cli("deps").exit_code == 0
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select any_value(greeting) from keyed") == "hello from duckdb"
+    project.write("sqlflow.yml", settings.format("proj, mini_utils"))
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select any_value(greeting) from keyed") == "shimmed"

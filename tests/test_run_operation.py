@@ -48,3 +48,24 @@ def test_run_operation_errors(make_project):
     assert_user_error(project.cli("run-operation", "make_numbers", "--args", "{m: 1}"), "cannot take")
     output = assert_user_error(project.cli("run-operation", "broken"), "no_such_table", code=1)
     assert "macros/ops.sql" in output
+
+
+def test_run_operation_can_ref_and_source(make_project):
+    project = make_project(
+        {
+            "models/orders.sql": "{{ config(materialized='table') }} select 1 as id union all select 2",
+            "models/sources.yml": "sources:\n  - name: raw\n    schema: main\n    tables: [{name: orders}]\n",
+            "macros/count.sql": (
+                "{% macro count_rows() %}"
+                "{{ log('model ' ~ run_query('select count(*) from ' ~ ref('orders')).rows[0][0], info=True) }}"
+                "{{ log('source ' ~ run_query('select count(*) from ' ~ source('raw', 'orders')).rows[0][0], info=True) }}"
+                "{% endmacro %}"
+            ),
+        }
+    )
+    assert project.cli("run").exit_code == 0
+    result = project.cli("run-operation", "count_rows")
+    assert result.exit_code == 0, result.output
+    assert "model 2" in result.output and "source 2" in result.output
+    project.write("macros/count.sql", "{% macro count_rows() %}{{ ref('nowhere') }}{% endmacro %}")
+    assert_user_error(project.cli("run-operation", "count_rows"), "ref('nowhere') names no model")
