@@ -22,6 +22,11 @@ def namespace(dialect: str) -> CrossDatabaseMacros:
     return CrossDatabaseMacros(dialect)
 
 
+def names() -> frozenset[str]:
+    """Every macro of the `dbt` namespace: dbt also offers them without the prefix (`last_day()`)."""
+    return _NAMES
+
+
 class CrossDatabaseMacros:
     """The `dbt` object of the Jinja context."""
 
@@ -222,3 +227,9 @@ class CrossDatabaseMacros:
 
     def array_concat(self, array_1: Any, array_2: Any) -> str:
         return self._sql(exp.ArrayConcat(this=self._expr(array_1), expressions=[self._expr(array_2)]))
+
+
+_NAMES = frozenset(
+    [name for name in vars(CrossDatabaseMacros) if not name.startswith("_") and name not in ("lookup",)]
+    + ["except", "intersect"]
+)

@@ -32,7 +32,7 @@ import jinja2.nodes as jn
 import yaml
 from jinja2.ext import Extension
 
-from . import dispatch
+from . import cross_db, dispatch
 from .errors import CompilationError, Location, UserError
 from .nodes import RefCall, SourceCall, merge_config
 
@@ -477,6 +477,7 @@ class RenderContext(dict):
             or (self._package is not None and key in macros.packages.get(self._package, {}))
             or key in macros.packages
             or key in ("adapter", "dbt", macros.root_name)
+            or key in cross_db.names()
         )
 
     def __missing__(self, key: str) -> Any:
@@ -495,6 +496,8 @@ class RenderContext(dict):
             value = dispatch.DbtMacros(self._root)
         elif key == "adapter":
             value = dispatch.Adapter(self._root)
+        elif key in cross_db.names():  # dbt's global macros answer without the `dbt.` prefix too
+            value = getattr(dispatch.DbtMacros(self._root), key)
         else:
             raise KeyError(key)
         self[key] = value

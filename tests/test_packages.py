@@ -500,3 +500,22 @@ def test_a_changed_dispatch_order_is_seen_by_the_next_run(with_package):
     project.write("sqlflow.yml", settings.format("proj, mini_utils"))
     assert project.cli("run").exit_code == 0
     assert project.scalar("select any_value(greeting) from keyed") == "shimmed"
+
+
+def test_dbt_global_macros_answer_without_the_prefix(make_project, tmp_path):
+    # dbt_date calls last_day() unprefixed: dbt's own macros are global.
+    package = write_package(
+        tmp_path / "mini_utils",
+        PACKAGE_MACROS + "{% macro month_end(d) %}{{ last_day(d, 'month') }}{% endmacro %}",
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - local: {package}\n",
+            "models/m.sql": "select {{ mini_utils.month_end(\"date '2024-02-10'\") }} as a, "
+            "{{ dateadd('day', 1, \"date '2024-02-28'\") }} as b",
+        }
+    )
+    assert project.cli("deps").exit_code == 0
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select a::varchar, b::date::varchar from m") == [("2024-02-29", "2024-02-29")]
