@@ -27,8 +27,7 @@ from . import __version__, artifacts, commands, scaffold, selection
 from .errors import UserError
 from .events import ConsoleReporter, EventHandler, JsonReporter
 from .microbatch import Backfill
-from .project import find_settings, parse_vars
-from .yaml_lines import load_yaml
+from .project import parse_vars, read_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -369,7 +368,7 @@ def _record_invocation(options: dict[str, Any], **args: Any) -> None:
 
 def _target_path(project_dir: str) -> Path:
     root = Path(project_dir).resolve()
-    settings = load_yaml(find_settings(root)) or {}
+    _, settings = read_settings(root)
     return root / str(settings.get("target-path", "target"))
 
 
@@ -551,7 +550,7 @@ def run_operation(macro, macro_args, lock_timeout, **options):
 def deps(project_dir, debug):
     """Install the packages listed in packages.yml into dbt_packages/."""
     root = Path(project_dir).resolve()
-    settings = load_yaml(find_settings(root)) or {}
+    _, settings = read_settings(root)
     for requirement, package in commands.deps(root, settings):
         click.echo(f"installed {package.name} ({requirement.kind}: {requirement.location}) in {package.root}")
 
@@ -563,7 +562,7 @@ def deps(project_dir, debug):
 def clean(project_dir, debug):
     """Delete target/ and the other clean-targets."""
     root = Path(project_dir).resolve()
-    settings = load_yaml(find_settings(root)) or {}
+    _, settings = read_settings(root)
     for path in commands.clean(root, settings):
         click.echo(f"removed {path}")
 

@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from . import __version__, artifacts, data_tests, introspection, parse_pool, sql, unit_tests
 from .background import Background
 from .errors import CompilationError, OperationFailed, UserError
 from .introspection import NeedsWarehouse
-from .jinja import RenderContext, base_context, in_macro, parse_program, render
+from .jinja import MACRO_ERRORS, RenderContext, base_context, in_macro, macro_error, parse_program, render
 from .lazy import exp
 from .manifest import ConfigAccessor, Manifest, make_var, placeholder_relation, target_context
 from .microbatch import (
@@ -212,11 +210,8 @@ class Compiler:
             raise
         except TypeError as exc:
             raise CompilationError(f"macro {name} cannot take these arguments: {exc}", path=path) from exc
-        except (jinja2.TemplateError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
-            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            raise CompilationError(
-                f"cannot run macro {name}: {message}{in_macro(exc.__traceback__, Path())}", path=path
-            ) from exc
+        except MACRO_ERRORS as exc:
+            raise macro_error(exc, f"cannot run macro {name}", path=path) from exc
 
     def _introspection(self) -> dict[str, Any]:
         local = self._building
@@ -641,16 +636,11 @@ class Compiler:
                         f"test {meta['name']} cannot take these arguments: {exc}",
                         hint=f"the macro is defined in {self.project.relpath(macro_path)}",
                     ) from exc
-                except (
-                    jinja2.TemplateError,
-                    ValueError,
-                    LookupError,
-                    AttributeError,
-                    ArithmeticError,
-                ) as exc:
-                    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                    raise CompilationError(
-                        f"test {meta['name']} cannot render: {message}{in_macro(exc.__traceback__, node.path)}",
+                except MACRO_ERRORS as exc:
+                    raise macro_error(
+                        exc,
+                        f"test {meta['name']} cannot render",
+                        node.path,
                         hint=f"the macro is defined in {self.project.relpath(macro_path)}",
                     ) from exc
                 compiled_path = self.project.relpath(artifacts.compiled_path(self.manifest, node))

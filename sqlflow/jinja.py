@@ -593,6 +593,17 @@ def render(program: Program, env: jinja2.Environment, context: RenderContext) ->
         ) from exc
 
 
+# What calling a macro can raise besides a UserError: Jinja's errors and Python's own.
+MACRO_ERRORS = (jinja2.TemplateError, ValueError, LookupError, AttributeError, ArithmeticError)
+
+
+def macro_error(exc: BaseException, what: str, caller: Path | None = None, **where: Any) -> CompilationError:
+    """`exc`, raised by a macro called directly (not from a template), as a CompilationError saying
+    `what` failed, with the macro's file and line unless they are `caller`'s."""
+    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    return CompilationError(f"{what}: {message}{in_macro(exc.__traceback__, caller or Path())}", **where)
+
+
 def _interpret(segments: list[Any], context: dict[str, Any]) -> str:
     parts: list[str] = []
     for segment in segments:

@@ -253,17 +253,10 @@ def load_project(
     root = Path(project_dir).resolve()
     if not root.is_dir():
         raise UserError(f"project directory {root} does not exist", hint="check --project-dir")
-    settings_path = find_settings(root)
-    is_dbt = settings_path.name == "dbt_project.yml"
     secrets = Secrets()
     cli_vars = dict(vars or {})
-    raw = load_yaml(settings_path)
-    if not isinstance(raw, dict):
-        raise UserError("the settings file must be a mapping", path=settings_path, line=1)
-    _check_settings_keys(raw, settings_path)
-    project_vars = dict(raw.get("vars") or {})
-    context = {"env_var": make_env_var(secrets), "var": make_var({**project_vars, **cli_vars})}
-    settings = render_yaml_values(raw, context, settings_path)
+    settings_path, settings = read_settings(root, secrets, cli_vars)
+    is_dbt = settings_path.name == "dbt_project.yml"
     # Vars are used rendered (`region: "{{ env_var('REGION', 'eu') }}"`), as in dbt.
     project_vars = dict(settings.get("vars") or {})
     name = settings.get("name")
@@ -292,6 +285,24 @@ def load_project(
         secrets=secrets,
         dialect=_check_dialect(dialect, settings, settings_path),
     )
+
+
+def read_settings(
+    root: Path, secrets: Secrets | None = None, cli_vars: dict[str, Any] | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """The settings file of the project in `root` and its values, `env_var()`/`var()` rendered
+    (what commands that need no profile, `deps` and `clean`, read too)."""
+    settings_path = find_settings(root)
+    raw = load_yaml(settings_path)
+    if not isinstance(raw, dict):
+        raise UserError("the settings file must be a mapping", path=settings_path, line=1)
+    _check_settings_keys(raw, settings_path)
+    project_vars = dict(raw.get("vars") or {})
+    context = {
+        "env_var": make_env_var(secrets or Secrets()),
+        "var": make_var({**project_vars, **(cli_vars or {})}),
+    }
+    return settings_path, render_yaml_values(raw, context, settings_path)
 
 
 # dbt_project.yml's top-level keys (dbt rejects any other) and sqlflow's own (`dialect`).

@@ -519,3 +519,16 @@ def test_dbt_global_macros_answer_without_the_prefix(make_project, tmp_path):
     result = project.cli("run")
     assert result.exit_code == 0, result.output
     assert project.query("select a::varchar, b::date::varchar from m") == [("2024-02-29", "2024-02-29")]
+
+
+def test_a_rendered_install_path_is_where_deps_installs_and_the_load_reads(with_package, monkeypatch):
+    project = with_package
+    monkeypatch.setenv("SQLFLOW_TEST_PKG_DIR", "vendor")
+    project.write(
+        "sqlflow.yml",
+        "name: proj\nprofile: proj\npackages-install-path: \"{{ env_var('SQLFLOW_TEST_PKG_DIR') }}\"\n",
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    assert (project.root / "vendor" / "mini_utils").is_symlink()
+    assert project.cli("build").exit_code == 0
