@@ -551,7 +551,10 @@ def deps(project_dir, debug):
     """Install the packages listed in packages.yml into dbt_packages/."""
     root = Path(project_dir).resolve()
     _, settings = read_settings(root)
-    for requirement, package in commands.deps(root, settings):
+    installed = commands.deps(root, settings)
+    if not installed:
+        click.echo("no packages to install: packages.yml (or dependencies.yml) lists none", err=True)
+    for requirement, package in installed:
         click.echo(f"installed {package.name} ({requirement.kind}: {requirement.location}) in {package.root}")
 
 

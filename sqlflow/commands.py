@@ -1139,13 +1139,10 @@ def run_operation(session: Session, macro: str, args: dict[str, Any], *, lock_ti
 
 
 def deps(root: Path, settings: dict[str, Any]) -> list[tuple[packages.Requirement, packages.Package]]:
-    """Install the packages of packages.yml into `packages-install-path` (dbt_packages/)."""
+    """Install the packages of packages.yml into `packages-install-path` (dbt_packages/); none
+    listed (or no packages.yml) installs nothing and leaves that folder alone, as dbt does."""
     if not packages.requirements(root):
-        raise UserError(
-            "there is no packages.yml (or dependencies.yml) with packages to install",
-            path=root / "packages.yml",
-            hint="list them, e.g. `packages: [{local: ../my_package}]`",
-        )
+        return []
     return packages.install(root, settings)
 
 
