@@ -12,7 +12,7 @@ import json
 import os
 import pickle
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,38 @@ def source_json(manifest: Manifest, source: Source) -> dict[str, Any]:
         "meta": source.meta,
         "tags": source.tags,
     }
+
+
+class GraphContext(Mapping):
+    """dbt's `graph` Jinja variable: the manifest's nodes and sources as manifest.json writes them,
+    built on first use (packages such as codegen walk `graph.nodes`)."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self._manifest = manifest
+        self._data: dict[str, Any] | None = None
+
+    def _built(self) -> dict[str, Any]:
+        if self._data is None:
+            manifest = self._manifest
+            self._data = {
+                "nodes": {
+                    uid: node_json(manifest, n)
+                    for uid, n in manifest.nodes.items()
+                    if n.resource_type != "unit_test"
+                },
+                "sources": {uid: source_json(manifest, s) for uid, s in manifest.sources.items()},
+                **{key: {} for key in ("exposures", "metrics", "groups", "semantic_models", "saved_queries")},
+            }
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
 
 
 def write_manifest(

@@ -119,6 +119,7 @@ class Compiler:
             log=manifest.log,
             execute=True,
         )
+        self._base["graph"] = artifacts.GraphContext(manifest)
         self._checked = _CheckedSQL(self.project.target_path)
         self.background = background
         self._unwritten: list[tuple[str, str]] = []  # (path, content) to write at finish()
@@ -189,6 +190,15 @@ class Compiler:
         warehouse = introspection.context(introspection.Warehouse(self._warehouse, live=True))
         values = {**self._base, **warehouse, "log": to_log, "print": to_log, "ref": ref, "source": source}
         context = RenderContext(values, library)
+        if namespace is None and macro_name not in library.owner:
+            # As dbt: a macro the project lacks is looked for in the packages (codegen's, ...).
+            having = sorted(p for p, macros in library.packages.items() if macro_name in macros)
+            if len(having) > 1:
+                raise UserError(
+                    f"packages {', '.join(having)} all have a macro {macro_name!r}",
+                    hint=f"name the one to run, e.g. {having[0]}.{macro_name}",
+                )
+            namespace = having[0] if having else None
         macro, path = context.macro(macro_name, namespace), library.find(macro_name, namespace)
         if macro is None or path is None:
             known = library.owner if namespace is None else library.packages[namespace]

@@ -162,3 +162,28 @@ class DbtMacros:
         if name.startswith("__"):
             raise AttributeError(name)
         return Adapter(self._context).dispatch(name, "dbt")
+
+
+class Api:
+    """dbt's `api` object: `api.Relation.create(...)` names a relation, `api.Column` a column."""
+
+    def __init__(self, dialect: str) -> None:
+        self.Relation = _RelationFactory(dialect)
+        self.Column = introspection.Column
+
+
+class _RelationFactory:
+    def __init__(self, dialect: str) -> None:
+        self._dialect = dialect
+
+    def create(
+        self,
+        database: str | None = None,
+        schema: str | None = None,
+        identifier: str | None = None,
+        type: str | None = None,
+        **_: Any,
+    ) -> Any:
+        from .nodes import relation_name
+
+        return relation_name(database or None, schema, identifier, dialect=self._dialect)

@@ -476,7 +476,7 @@ class RenderContext(dict):
             or key.startswith(_SAME_FILE)
             or (self._package is not None and key in macros.packages.get(self._package, {}))
             or key in macros.packages
-            or key in ("adapter", "dbt", macros.root_name)
+            or key in ("adapter", "api", "dbt", macros.root_name)
             or key in cross_db.names()
         )
 
@@ -496,6 +496,8 @@ class RenderContext(dict):
             value = dispatch.DbtMacros(self._root)
         elif key == "adapter":
             value = dispatch.Adapter(self._root)
+        elif key == "api":
+            value = dispatch.Api(macros.dialect)
         elif key in cross_db.names():  # dbt's global macros answer without the `dbt.` prefix too
             value = getattr(dispatch.DbtMacros(self._root), key)
         else:

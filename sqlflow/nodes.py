@@ -85,7 +85,18 @@ class RelationName(str):
     is_cte = False
 
     def get(self, key: str, default: Any = None) -> Any:
-        return {"type": "Relation"} if key == "metadata" else default
+        if key == "metadata":
+            return {"type": "Relation"}
+        return getattr(self, key) if key in self.keys() else default
+
+    def keys(self) -> list[str]:
+        return ["database", "schema", "identifier"]
+
+    def items(self) -> list[tuple[str, str | None]]:
+        return [(key, getattr(self, key)) for key in self.keys()]
+
+    def values(self) -> list[str | None]:
+        return [getattr(self, key) for key in self.keys()]
 
     def render(self) -> str:
         return str(self)

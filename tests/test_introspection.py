@@ -166,12 +166,16 @@ def test_relations_are_what_packages_check_for(make_project):
             "models/relation_check.sql": """\
             {% set r = ref('orders') %}
             select {{ (r is mapping and r.get('metadata', {}).get('type', '').endswith('Relation')) | lower }} as is_relation,
-                   {{ r.is_cte | lower }} as is_cte
+                   {{ r.is_cte | lower }} as is_cte,
+                   '{% for k, v in r | items %}{{ k }}={{ v }};{% endfor %}' as parts,
+                   '{{ r.get("schema") }}' as via_get
             """,
         }
     )
     assert project.cli("run").exit_code == 0
-    assert project.query("select is_relation, is_cte from relation_check") == [(True, False)]
+    assert project.query("select is_relation, is_cte, parts, via_get from relation_check") == [
+        (True, False, "database=None;schema=main;identifier=orders;", "main")
+    ]
 
 
 def test_unsupported_adapter_methods_say_so(make_project):

@@ -69,3 +69,47 @@ def test_run_operation_can_ref_and_source(make_project):
     assert "model 2" in result.output and "source 2" in result.output
     project.write("macros/count.sql", "{% macro count_rows() %}{{ ref('nowhere') }}{% endmacro %}")
     assert_user_error(project.cli("run-operation", "count_rows"), "ref('nowhere') names no model")
+
+
+def test_run_operation_finds_a_package_macro_without_its_prefix(make_project, tmp_path):
+    # As `dbt run-operation generate_source` runs codegen's macro.
+    package = tmp_path / "ops_pkg"
+    (package / "macros").mkdir(parents=True)
+    (package / "dbt_project.yml").write_text("name: ops_pkg\n")
+    (package / "macros" / "ops.sql").write_text(MACROS)
+    other = tmp_path / "other_pkg"
+    (other / "macros").mkdir(parents=True)
+    (other / "dbt_project.yml").write_text("name: other_pkg\n")
+    project = make_project({"packages.yml": f"packages:\n  - local: {package}\n"})
+    assert project.cli("deps").exit_code == 0
+    result = project.cli("run-operation", "make_numbers", "--args", "{n: 4}")
+    assert result.exit_code == 0, result.output
+    assert project.scalar("select count(*) from numbers") == 4
+    (other / "macros" / "ops.sql").write_text(MACROS)
+    project.write("packages.yml", f"packages:\n  - local: {package}\n  - local: {other}\n")
+    assert project.cli("deps").exit_code == 0
+    assert_user_error(
+        project.cli("run-operation", "make_numbers"),
+        "packages ops_pkg, other_pkg all have",
+        "ops_pkg.make_numbers",
+    )
+
+
+def test_graph_and_api_are_in_the_context(make_project):
+    project = make_project(
+        {
+            "models/orders.sql": "select 1 as id",
+            "models/totals.sql": "select count(*) as n from {{ ref('orders') }}",
+            "macros/inspect.sql": """\
+            {% macro inspect() %}
+              {% set node = graph.nodes.values() | selectattr('name', 'equalto', 'totals') | first %}
+              {{ log('parents ' ~ node.depends_on.nodes | join(','), info=True) }}
+              {{ log('relation ' ~ api.Relation.create(schema='main', identifier='Totals'), info=True) }}
+            {% endmacro %}
+            """,
+        }
+    )
+    result = project.cli("run-operation", "inspect")
+    assert result.exit_code == 0, result.output
+    assert "parents model.proj.orders" in result.output
+    assert 'relation "main"."Totals"' in result.output
