@@ -1398,10 +1398,19 @@ def target_context(project: Project) -> dict[str, Any]:
         "target_name": target.name,
         "type": target.type,
         "schema": target.schema,
-        "database": target.database,
+        "database": target.database or _default_database(target),
         "threads": target.threads,
         "profile_name": target.profile_name,
     }
+
+
+def _default_database(target: Any) -> str | None:
+    """What dbt-duckdb calls a DuckDB target's database when none is set: the file's stem, the
+    catalog name DuckDB gives it (`memory` in memory). Templates such as dbt_utils' read it."""
+    if target.type != "duckdb":
+        return None
+    path = str(target.settings.get("path") or ":memory:")
+    return "memory" if path == ":memory:" else Path(path).stem
 
 
 # --------------------------------------------------------------------------- parse cache

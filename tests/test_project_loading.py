@@ -805,3 +805,16 @@ def test_external_location_with_an_unknown_field_is_exit_2(make_project):
         "models/sources.yml:4: source table 'events': external_location 'data/{table}.csv' cannot be filled in"
         in result.output
     )
+
+
+def test_a_duckdb_targets_database_is_its_files_stem_as_in_dbt_duckdb(make_project):
+    project = make_project(
+        {
+            "models/m.sql": "-- depends_on: {{ ref('other') }}\n"
+            "select '{{ target.database }}' as db, count(*) as n from {{ target.database }}.main.other",
+            "models/other.sql": "select 1 as x",
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select db, n from m") == [("warehouse", 1)]
