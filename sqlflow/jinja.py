@@ -442,9 +442,9 @@ class RenderContext(dict):
     """A Jinja context whose macros are instantiated on first use, bound to this same context.
 
     Besides the values given, it answers the root project's macros by name, each package by its
-    name (`dbt_utils.star`), `dbt` (dbt's cross-database macros) and `adapter` (dispatch). A
-    package's macros run in a view of the context (`package`) where that package's own macros
-    come first, as in dbt."""
+    name (`dbt_utils.star`), `dbt` (dbt's cross-database macros, which also answer unprefixed),
+    `adapter` and `api` (dispatch.py). A package's macros run in a view of the context
+    (`package`) where that package's own macros come first, as in dbt."""
 
     def __init__(
         self,
