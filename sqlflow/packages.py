@@ -114,6 +114,10 @@ class Requirement:
     path: Path
     line: int | None
 
+    def error(self, message: str, hint: str | None = None) -> UserError:
+        """A UserError at this entry of packages.yml."""
+        return UserError(message, path=self.path, line=self.line, hint=hint)
+
 
 def requirements(root: Path) -> list[Requirement]:
     """The entries of packages.yml (or dependencies.yml); [] when there is neither."""
@@ -182,18 +186,14 @@ def install(
         names: dict[str, Requirement] = {}
         for requirement, package in zip(wanted, fetched, strict=True):
             if package.name in names:
-                raise UserError(
+                raise requirement.error(
                     f"two entries install a package named {package.name!r}",
-                    path=requirement.path,
-                    line=requirement.line,
                     hint=f"the other is on line {names[package.name].line}; keep one",
                 )
             names[package.name] = requirement
             if package.name == settings.get("name"):
-                raise UserError(
+                raise requirement.error(
                     f"package {requirement.location!r} has the project's own name {package.name!r}",
-                    path=requirement.path,
-                    line=requirement.line,
                     hint="a project cannot depend on itself",
                 )
         # Assembled next to the install folder, then swapped in: a failure before the swap leaves
@@ -265,17 +265,13 @@ def _fetch(
         folder = Path(requirement.location)
         folder = folder if folder.is_absolute() else root / folder
         if folder.resolve() == destination.resolve() or destination.resolve() in folder.resolve().parents:
-            raise UserError(
+            raise requirement.error(
                 f"local package {requirement.location!r} is inside the install folder, which `deps` replaces",
-                path=requirement.path,
-                line=requirement.line,
                 hint="keep local packages outside packages-install-path (dbt_packages/)",
             )
         if not (folder / "dbt_project.yml").is_file():
-            raise UserError(
+            raise requirement.error(
                 f"local package {requirement.location!r}: {folder} has no dbt_project.yml",
-                path=requirement.path,
-                line=requirement.line,
                 hint="`local:` is a folder holding a dbt project, relative to the project",
             )
         return read_package(folder)
@@ -294,13 +290,13 @@ def _fetch_git(requirement: Requirement, scratch: Path) -> Package:
         try:
             subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
         except FileNotFoundError as exc:
-            raise UserError("git is not installed", path=requirement.path, line=requirement.line) from exc
+            raise requirement.error(
+                "git is not installed", hint="install git, or use a `local:` or dbt Hub entry"
+            ) from exc
         except subprocess.CalledProcessError as exc:
             said = exc.stderr.strip().splitlines()
-            raise UserError(
+            raise requirement.error(
                 f"git {args[0]} of {requirement.location} failed: {said[-1] if said else exc}",
-                path=requirement.path,
-                line=requirement.line,
                 hint="check the URL and `revision:`, and that this machine can reach the repository",
             ) from exc
 
@@ -310,18 +306,14 @@ def _fetch_git(requirement: Requirement, scratch: Path) -> Package:
     shutil.rmtree(clone / ".git", ignore_errors=True)
     root = (clone / requirement.subdirectory).resolve() if requirement.subdirectory else clone
     if root != clone.resolve() and clone.resolve() not in root.parents:
-        raise UserError(
+        raise requirement.error(
             f"subdirectory {requirement.subdirectory!r} leaves the repository",
-            path=requirement.path,
-            line=requirement.line,
             hint="name a folder inside the repository",
         )
     if not (root / "dbt_project.yml").is_file():
-        raise UserError(
+        raise requirement.error(
             f"{requirement.location}{'/' + requirement.subdirectory if requirement.subdirectory else ''} "
             "holds no dbt_project.yml",
-            path=requirement.path,
-            line=requirement.line,
             hint="point `subdirectory:` at the folder of the package",
         )
     return read_package(root)
@@ -334,31 +326,28 @@ def _fetch_hub(requirement: Requirement, scratch: Path, hub_url: str) -> Package
     import urllib.request
 
     index_url = f"{hub_url.rstrip('/')}/{requirement.location}.json"
-    where = {"path": requirement.path, "line": requirement.line}
     try:
         with urllib.request.urlopen(index_url, timeout=30) as response:
             index = json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise UserError(
+        raise requirement.error(
             f"cannot read package {requirement.location!r} from {index_url}: {exc}",
-            **where,
             hint="check the name and the network; a `git:` or `local:` entry needs no hub",
         ) from exc
     versions = index.get("versions") if isinstance(index, dict) else None
     if not isinstance(versions, dict):
-        raise UserError(f"{index_url} is not a dbt Hub package index", **where)
+        raise requirement.error(f"{index_url} is not a dbt Hub package index")
     ranges = [r.strip() for r in str(requirement.revision).split(",") if r.strip()]
     matching = [v for v in versions if _is_release(v) and all(_satisfies(v, r) for r in ranges)]
     if not matching:
-        raise UserError(
+        raise requirement.error(
             f"no version of {requirement.location} matches {ranges}",
-            **where,
             hint="versions available: " + ", ".join(sorted(versions, key=_version_key)[-8:]),
         )
     chosen = max(matching, key=_version_key)
     tarball = (versions[chosen].get("downloads") or {}).get("tarball")
     if not tarball:
-        raise UserError(f"{index_url} gives no download for version {chosen}", **where)
+        raise requirement.error(f"{index_url} gives no download for version {chosen}")
     archive = scratch / "package.tar.gz"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
@@ -375,14 +364,14 @@ def _fetch_hub(requirement: Requirement, scratch: Path, hub_url: str) -> Package
                         raise tarfile.TarError(f"unsafe member {member.name!r}")
                 tar.extractall(scratch / "unpacked", members=members)
     except (urllib.error.URLError, OSError, tarfile.TarError) as exc:
-        raise UserError(
-            f"cannot download {requirement.location} {chosen} from {tarball}: {exc}", **where
+        raise requirement.error(
+            f"cannot download {requirement.location} {chosen} from {tarball}: {exc}"
         ) from exc
     roots = [p.parent for p in (scratch / "unpacked").glob("*/dbt_project.yml")] + [
         p.parent for p in (scratch / "unpacked").glob("dbt_project.yml")
     ]
     if not roots:
-        raise UserError(f"the archive of {requirement.location} {chosen} holds no dbt_project.yml", **where)
+        raise requirement.error(f"the archive of {requirement.location} {chosen} holds no dbt_project.yml")
     return read_package(roots[0])
 
 
