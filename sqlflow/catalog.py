@@ -138,5 +138,5 @@ def write_catalog_json(manifest: Manifest, catalog: dict[str, CatalogEntry]) -> 
         "errors": None,
     }
     path = manifest.project.target_path / "catalog.json"
-    artifacts.write_json(path, document, manifest.project.secrets.mask)
+    artifacts.write_json(path, document, manifest.project.secrets)
     return path

@@ -49,6 +49,12 @@ class Secrets:
             text = text.replace(value, "*****")
         return text
 
+    def mask_bytes(self, data: bytes) -> bytes:
+        """`mask` on UTF-8 text: a value's encoding matches only where the value does."""
+        for value in sorted(self.values, key=len, reverse=True):
+            data = data.replace(value.encode(), b"*****")
+        return data
+
 
 def make_env_var(secrets: Secrets):
     """The `env_var(name, default)` Jinja function; secret-looking variables are remembered."""
@@ -214,6 +220,15 @@ class Project:
     @functools.cached_property
     def _root_prefix(self) -> str:
         return folder_prefix(self.root)
+
+    @functools.cached_property
+    def resource_prefixes(self) -> dict[str, tuple[str, ...]]:
+        """The model and seed folders as prefixes of project-relative paths ("models/"), which
+        manifest.json's `path` is relative to."""
+        return {
+            "model": tuple(self.relpath(folder) + "/" for folder in self.model_paths),
+            "seed": tuple(self.relpath(folder) + "/" for folder in self.seed_paths),
+        }
 
     def relpath(self, path: Path) -> str:
         # String arithmetic on normalised absolute paths: Path.relative_to costs ~10 µs a call, and

@@ -479,3 +479,14 @@ def test_a_test_has_a_relation_name_only_when_it_stores_failures(make_project):
     nodes = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
     assert nodes["test.proj.unique_m_id"]["relation_name"] is None
     assert nodes["test.proj.not_null_m_id"]["relation_name"] == '"main_dbt_test__audit"."not_null_m_id"'
+
+
+def test_masking_json_bytes_hides_what_masking_the_text_hides():
+    from sqlflow.artifacts import dump_bytes
+    from sqlflow.project import Secrets
+
+    secrets = Secrets({"pässwörd", "pässwörd-long", "tok"})
+    data = {"a": "x pässwörd-long y", "b": ["tok", "pässwördpässwörd"], "c": "café"}
+    masked = secrets.mask_bytes(dump_bytes(data))
+    assert masked.decode() == secrets.mask(dump_bytes(data).decode())
+    assert json.loads(masked) == {"a": "x ***** y", "b": ["*****", "**********"], "c": "café"}
