@@ -21,7 +21,7 @@ import orjson
 from . import __version__
 from .graph import Graph
 from .manifest import Manifest
-from .nodes import Column, Node, Source
+from .nodes import Column, Exposure, Node, Source
 from .project import Secrets
 from .runner import NodeResult, RunOutcome, now_iso
 
@@ -213,6 +213,31 @@ def source_json(manifest: Manifest, source: Source) -> dict[str, Any]:
     }
 
 
+def exposure_json(manifest: Manifest, exposure: Exposure) -> dict[str, Any]:
+    return {
+        "unique_id": exposure.unique_id,
+        "resource_type": "exposure",
+        "name": exposure.name,
+        "package_name": exposure.package_name,
+        "path": _strip_prefix(exposure.original_file_path, manifest.project.resource_prefixes["model"]),
+        "original_file_path": exposure.original_file_path,
+        "fqn": exposure.fqn,
+        "type": exposure.type,
+        "owner": {"email": exposure.owner.get("email"), "name": exposure.owner.get("name")},
+        "description": exposure.description,
+        "label": exposure.label,
+        "maturity": exposure.maturity,
+        "url": exposure.url,
+        "meta": exposure.meta,
+        "tags": exposure.tags,
+        "config": {"enabled": True, **exposure.config},
+        "depends_on": {"nodes": exposure.depends_on, "macros": []},
+        "refs": [{"name": r.name, "package": r.package, "version": None} for r in exposure.refs],
+        "sources": [[s.source_name, s.table_name] for s in exposure.sources],
+        "metrics": [],
+    }
+
+
 class GraphContext(Mapping):
     """dbt's `graph` Jinja variable: the manifest's nodes and sources as manifest.json writes them,
     built on first use (packages such as codegen walk `graph.nodes`)."""
@@ -231,7 +256,8 @@ class GraphContext(Mapping):
                     if n.resource_type != "unit_test"
                 },
                 "sources": {uid: source_json(manifest, s) for uid, s in manifest.sources.items()},
-                **{key: {} for key in ("exposures", "metrics", "groups", "semantic_models", "saved_queries")},
+                "exposures": {uid: exposure_json(manifest, e) for uid, e in manifest.exposures.items()},
+                **{key: {} for key in ("metrics", "groups", "semantic_models", "saved_queries")},
             }
         return self._data
 
@@ -302,7 +328,7 @@ def write_manifest(
         },
         "parent_map": {uid: sorted(graph.parents(uid)) for uid in graph},
         "child_map": {uid: sorted(graph.children(uid)) for uid in graph},
-        "exposures": {},
+        "exposures": {uid: exposure_json(manifest, e) for uid, e in manifest.exposures.items()},
         "metrics": {},
         "groups": {},
         "selectors": {},

@@ -438,7 +438,7 @@ def docs_serve(port, host, open_browser, project_dir, debug):
     "--resource-type",
     "resource_types",
     multiple=True,
-    type=click.Choice(["model", "seed", "snapshot", "test", "unit_test", "source"]),
+    type=click.Choice(["model", "seed", "snapshot", "test", "unit_test", "source", "exposure"]),
     help="Only these kinds (repeatable).",
 )
 @click.option(
@@ -453,9 +453,10 @@ def docs_serve(port, host, open_browser, project_dir, debug):
 def ls_command(select, exclude, resource_types, output, state_dir, selector, **options):
     """List the nodes a selector picks."""
     with _session(options) as session:
-        kinds = resource_types or ("model", "seed", "snapshot", "test", "unit_test", "source")
+        kinds = resource_types or ("model", "seed", "snapshot", "test", "unit_test", "source", "exposure")
         for resource in commands.ls(session, select, exclude, kinds, state_dir=state_dir, selector=selector):
             is_source = hasattr(resource, "source_name")
+            kind = "source" if is_source else resource.resource_type
             if output == "name":
                 click.echo(f"{resource.source_name}.{resource.name}" if is_source else resource.name)
             elif output == "path":
@@ -466,15 +467,16 @@ def ls_command(select, exclude, resource_types, output, state_dir, selector, **o
                         {
                             "unique_id": resource.unique_id,
                             "name": resource.name,
-                            "resource_type": "source" if is_source else resource.resource_type,
+                            "resource_type": kind,
                             "path": resource.path if is_source else resource.original_file_path,
-                            "materialized": None if is_source else resource.materialized,
+                            "materialized": getattr(resource, "materialized", None),
                             "tags": resource.tags,
                         }
                     )
                 )
-            else:
-                click.echo(".".join(resource.fqn) if not is_source else f"source:{'.'.join(resource.fqn)}")
+            else:  # dbt's form: sources and exposures carry their kind
+                fqn = ".".join(resource.fqn)
+                click.echo(f"{kind}:{fqn}" if kind in ("source", "exposure") else fqn)
 
 
 @main.command()

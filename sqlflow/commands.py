@@ -154,7 +154,7 @@ def ls(
     session: Session,
     select: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    resource_types: Sequence[str] = ("model", "seed", "snapshot", "test", "unit_test", "source"),
+    resource_types: Sequence[str] = ("model", "seed", "snapshot", "test", "unit_test", "source", "exposure"),
     *,
     state_dir: str | Path | None = None,
     selector: str | None = None,
@@ -251,7 +251,7 @@ def _warehouse_exists(session: Session) -> bool:
     return adapter_for(session.project.target).database_exists()
 
 
-DOCUMENTED_KINDS = ("model", "seed", "snapshot", "test", "unit_test", "source")
+DOCUMENTED_KINDS = ("model", "seed", "snapshot", "test", "unit_test", "source", "exposure")
 
 
 def docs_generate(

@@ -1,4 +1,5 @@
-"""The dependency graph: nodes and sources as vertices, an edge from each parent to its child.
+"""The dependency graph: nodes, sources and exposures as vertices, an edge from each parent to
+its child.
 
 Plain adjacency lists rather than networkx: building a networkx graph of 10,000 vertices and
 sorting it took longer than evaluating any selector on it (docs/benchmarks.md), and importing
@@ -17,11 +18,12 @@ from .manifest import Manifest
 
 
 class Graph:
-    """A DAG over unique ids. Sources are vertices too, so selection and lineage can reach them."""
+    """A DAG over unique ids. Sources and exposures are vertices too, so selection and lineage can
+    reach them."""
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        self._resources: dict[str, Any] = {**manifest.sources, **manifest.nodes}
+        self._resources: dict[str, Any] = {**manifest.sources, **manifest.nodes, **manifest.exposures}
         # Adjacency and order come with a project restored from the load cache: they depend only
         # on its nodes (a tenth of an unchanged compile at 5,000 models).
         known = getattr(manifest, "graph_lists", None)
@@ -37,7 +39,7 @@ class Graph:
     def _adjacency(self, manifest: Manifest) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         parents: dict[str, list[str]] = {uid: [] for uid in self._resources}
         children: dict[str, list[str]] = {uid: [] for uid in self._resources}
-        for uid, node in manifest.nodes.items():
+        for uid, node in [*manifest.nodes.items(), *manifest.exposures.items()]:
             for parent in node.depends_on:
                 if parent not in children:  # as networkx would, keep an edge to an unknown id
                     parents[parent], children[parent] = [], []

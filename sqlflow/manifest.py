@@ -23,6 +23,7 @@ import jinja2
 from . import (
     data_tests,
     doc_blocks,
+    exposures,
     introspection,
     manifest_cache,
     packages,
@@ -48,6 +49,7 @@ from .nodes import (
     ON_SCHEMA_CHANGE,
     Column,
     Doc,
+    Exposure,
     Macro,
     Node,
     RefCall,
@@ -99,6 +101,7 @@ class Manifest:
     run_started_at: datetime.datetime
     warnings: list[str] = field(default_factory=list)
     docs: dict[str, Doc] = field(default_factory=dict)  # doc blocks by name (doc_blocks.py)
+    exposures: dict[str, Exposure] = field(default_factory=dict)  # never built (exposures.py)
     # The digest of every input of the load (manifest_cache.inputs_key); None without caches.
     inputs_key: str | None = None
     # New models' SQL being parsed while the project loaded (a cold load); the compiler takes it.
@@ -155,6 +158,7 @@ def load_manifest(project: Project, *, use_cache: bool = True, fingerprints: boo
             list(manifest.warnings),
             env_reads,
             docs=manifest.docs,
+            exposures=manifest.exposures,
         )
         parse_cache = loader.cache
         assert parse_cache is not None
@@ -223,6 +227,7 @@ class _Loader:
             run_started_at=self.run_started_at,
             warnings=list(snapshot.warnings),
             docs=snapshot.docs,
+            exposures=snapshot.exposures,
             graph_lists=snapshot.graph_lists,
         )
 
@@ -276,6 +281,7 @@ class _Loader:
             if unit is not None:
                 self._add_test(unit, tests)
         nodes.update(tests)
+        exposure_nodes = self._exposures(properties)
         manifest = Manifest(
             project=project,
             nodes=nodes,
@@ -287,6 +293,7 @@ class _Loader:
             run_started_at=self.run_started_at,
             warnings=self.warnings,
             docs=self.docs,
+            exposures=exposure_nodes,
             early_parse=self.early_parse,
         )
         for node in nodes.values():
@@ -297,6 +304,27 @@ class _Loader:
             package_models=self.package_models,
         )
         return manifest
+
+    def _exposures(self, properties: dict[str, Any]) -> dict[str, Exposure]:
+        found: dict[str, Exposure] = {}
+        for entry, path in properties["exposures"].values():
+            exposure = exposures.read_exposure(
+                entry,
+                path,
+                package=self.project.name,
+                original_file_path=self.project.relpath(path),
+                folders=self._yaml_folders(path),
+                folder_config=_folder_config(
+                    self._settings_tree("exposure"),
+                    self.project.name,
+                    [*self._yaml_folders(path), str(entry.get("name"))],
+                ),
+                description=self._description(entry, path),
+                env=self.env,
+            )
+            if exposure.config.get("enabled", True) is not False:
+                found[exposure.unique_id] = exposure
+        return found
 
     def _add_test(self, node: Node, tests: dict[str, Node]) -> None:
         if node.config.get("enabled", True) is False:
@@ -412,6 +440,7 @@ class _Loader:
             "snapshots": {},
             "sources": {},
             "unit_tests": {},
+            "exposures": {},
         }
         folders = self.project.model_paths + self.project.seed_paths + self.project.snapshot_paths
         for path in iter_files(folders, PROPERTIES_SUFFIXES):
@@ -449,6 +478,16 @@ class _Loader:
                         hint=f"also in {self.project.relpath(found['unit_tests'][key][1])}; rename one",
                     )
                 found["unit_tests"][key] = (entry, path)
+            for entry in _entries(data, "exposures", path):
+                name = str(entry.get("name"))
+                if name in found["exposures"]:
+                    raise UserError(
+                        f"exposure {name!r} is defined twice",
+                        path=path,
+                        line=line_of(entry),
+                        hint=f"also in {self.project.relpath(found['exposures'][name][1])}; rename one",
+                    )
+                found["exposures"][name] = (entry, path)
         return found
 
     def _warn_unused_properties(self, properties: dict[str, Any], seen: dict[str, Path]) -> None:
@@ -1096,7 +1135,7 @@ def _call_macro(context: RenderContext, name: str, value: Any, node_info: dict[s
 def _resolve_dependencies(manifest: Manifest, disabled: set[str], package_models: dict[str, str]) -> None:
     by_name = manifest.by_name()
     source_ids = {(s.source_name, s.name): uid for uid, s in manifest.sources.items()}
-    for node in manifest.nodes.values():
+    for node in [*manifest.nodes.values(), *manifest.exposures.values()]:
         depends: list[str] = []
         for ref in node.refs:
             target = by_name.get(ref.name)

@@ -29,11 +29,11 @@ from pathlib import Path, PosixPath, PurePath, WindowsPath
 from typing import Any
 
 from . import __version__, packages
-from .nodes import Doc, Macro, Node, Source
+from .nodes import Doc, Exposure, Macro, Node, Source
 from .project import SECRET_ENV_MARKERS, Project
 
 FILE = "sqlflow_manifest_cache.pickle"
-FORMAT = 3  # bump when the shape of a snapshot changes
+FORMAT = 4  # bump when the shape of a snapshot changes
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Snapshot:
     env_reads: dict[str, str | None] = field(default_factory=dict)  # name -> value (None: unset)
     code: dict[str, bytes] = field(default_factory=dict)  # unique id -> marshalled Jinja code
     docs: dict[str, Doc] = field(default_factory=dict)  # name -> doc block
+    exposures: dict[str, Exposure] = field(default_factory=dict)
     graph_lists: Any = None  # Manifest.graph_lists, when a graph was built before saving
 
 

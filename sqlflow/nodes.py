@@ -262,6 +262,33 @@ class Source:
 
 
 @dataclass
+class Exposure:
+    """A dashboard, notebook or application that reads the project (`exposures:` in properties
+    YAML): a vertex of the graph that is never built (exposures.py)."""
+
+    unique_id: str
+    name: str
+    package_name: str
+    path: Path  # the properties file, absolute
+    original_file_path: str
+    fqn: list[str]
+    type: str
+    owner: dict[str, Any]
+    refs: list[RefCall] = field(default_factory=list)
+    sources: list[SourceCall] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
+    description: str = ""
+    label: str | None = None
+    maturity: str | None = None
+    url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    resource_type: str = "exposure"
+
+
+@dataclass
 class Doc:
     """A `{% docs name %}` block of a `.md` file (doc_blocks.py)."""
 

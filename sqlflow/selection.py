@@ -26,7 +26,7 @@ from .graph import Graph
 FORMS = (
     "valid forms: name, +name (and ancestors), name+ (and descendants), 2+name, name+1, +name+, "
     "@name, tag:x, path:models/staging, fqn:staging.*, config.materialized:table, source:src.tbl, "
-    "resource_type:model, package:p, test_type:unit, test_name:unique, state:modified, result:error; "
+    "exposure:dashboard, resource_type:model, package:p, test_type:unit, test_name:unique, state:modified, result:error; "
     "a space means union, a comma means intersection"
 )
 
@@ -264,6 +264,10 @@ def _method_source(resource: Any, value: str, ctx: Context) -> bool:
     return _glob(name, resource.source_name) and (not table or _glob(table, resource.name))
 
 
+def _method_exposure(resource: Any, value: str, ctx: Context) -> bool:
+    return getattr(resource, "resource_type", None) == "exposure" and _glob(value, resource.name)
+
+
 def _method_resource_type(resource: Any, value: str, ctx: Context) -> bool:
     kind = "source" if hasattr(resource, "source_name") else resource.resource_type
     return kind == value
@@ -326,6 +330,7 @@ METHODS: dict[str, Callable[[Any, str, str], bool]] = {
     "tag": _method_tag,
     "fqn": _method_fqn,
     "source": _method_source,
+    "exposure": _method_exposure,
     "resource_type": _method_resource_type,
     "package": _method_package,
     "test_type": _method_test_type,

@@ -328,7 +328,7 @@ def test_ls_resource_type(project):
     assert sources.output.splitlines() == ["source:proj.raw.events"]
     both = project.cli("ls", "--resource-type", "seed", "--resource-type", "model", "-o", "name")
     assert sorted(both.output.splitlines()) == ["numbers", "people", "people_count", "stg_people"]
-    bad = project.cli("ls", "--resource-type", "exposure")
+    bad = project.cli("ls", "--resource-type", "metric")
     assert bad.exit_code == 2
     assert "Invalid value for '--resource-type'" in bad.output
 

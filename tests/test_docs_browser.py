@@ -25,7 +25,7 @@ from sqlflow.project import load_project
 
 CHROMIUM = os.environ.get("SQLFLOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = REPO_ROOT / "target" / "browser-tests"
-GRAPH_TYPES = ("model", "seed", "snapshot", "source")
+GRAPH_TYPES = ("model", "seed", "snapshot", "source", "exposure")
 
 
 def _unavailable(reason: str) -> None:
@@ -108,7 +108,8 @@ def test_the_graph_shows_every_model_seed_and_snapshot(shop, open_page):
     page = open_page(site_url(shop))
     manifest = json.loads((shop / "target" / "manifest.json").read_text())
     expected = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] in GRAPH_TYPES}
-    assert "orders" in expected and "customers_snapshot" in expected
+    expected |= {e["name"] for e in manifest["exposures"].values()}
+    assert {"orders", "customers_snapshot", "revenue_dashboard"} <= expected
     assert graph_names(page) == expected
     assert page.text_content("#page h1") == "shop"
 
@@ -136,6 +137,24 @@ def test_clicking_a_model_opens_its_sql_and_columns(shop, open_page):
     assert "status-success" in page.get_attribute('#graph g.node[data-name="orders"]', "class")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "model-page.png"))
+
+
+def test_an_exposure_page_shows_its_owner_link_and_what_it_reads(shop, open_page):
+    page = open_page(site_url(shop))
+    page.click('#graph g.node[data-name="revenue_dashboard"]')
+    page.wait_for_selector("#page dl.facts")
+    assert page.evaluate("location.hash") == "#/n/exposure.shop.revenue_dashboard"
+    facts = page.text_content("#page dl.facts")
+    assert "Finance team" in facts and "finance@example.com" in facts and "medium" in facts
+    assert (
+        page.get_attribute("#page dl.facts a[rel=noopener]", "href")
+        == "https://bi.example.com/dashboards/revenue"
+    )
+    assert sorted(page.eval_on_selector_all("#page ul.refs a", "links => links.map(a => a.textContent)")) == [
+        "orders",
+        "payments_daily",
+    ]
+    assert "upstream" in page.get_attribute('#graph g.node[data-name="orders"]', "class")
 
 
 def test_a_selector_filters_the_graph(shop, open_page):
@@ -171,6 +190,8 @@ def test_the_pages_selector_agrees_with_sqlflows(shop, open_page):
         "config.materialized:view",
         "raw_orders stg_orders+1",
         "result:success,tag:finance",
+        "+exposure:revenue_dashboard",
+        "resource_type:exposure",
     ]
     for selector in selectors:
         found = page.evaluate(

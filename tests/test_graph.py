@@ -33,7 +33,7 @@ def dags(draw) -> nx.DiGraph:
 
 def graph_of(dag: nx.DiGraph) -> Graph:
     nodes = {uid: SimpleNamespace(depends_on=list(dag.predecessors(uid))) for uid in dag}
-    return Graph(SimpleNamespace(nodes=nodes, sources={}))
+    return Graph(SimpleNamespace(nodes=nodes, sources={}, exposures={}))
 
 
 def within(dag: nx.DiGraph, start: str, depth: int | None) -> set[str]:

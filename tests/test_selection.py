@@ -293,7 +293,9 @@ def test_malformed_selector_shows_the_token_and_the_valid_forms(text, column, fr
 
 
 def test_known_methods_are_listed_for_an_unknown_one():
-    with pytest.raises(SelectorError, match=r"known: config, default, fqn, package, path, resource_type"):
+    with pytest.raises(
+        SelectorError, match=r"known: config, default, exposure, fqn, package, path, resource_type"
+    ):
         selection.parse("tags:x")
 
 

@@ -30,7 +30,7 @@ from ..doc_blocks import OVERVIEW
 from ..graph import Graph
 from ..lineage import ModelLineage
 from ..manifest import Manifest
-from ..nodes import Node, Source
+from ..nodes import Exposure, Node, Source
 from ..project import Secrets
 from ..snapshots import META_COLUMNS
 from .layout import layered
@@ -40,7 +40,8 @@ CHUNK_SIZE = 100
 # Above this many nodes in the graph the page opens focused on one node (2+node+2) instead of
 # drawing everything.
 FOCUS_THRESHOLD = 300
-GRAPH_TYPES = ("source", "seed", "model", "snapshot")
+RELATION_TYPES = ("source", "seed", "model", "snapshot")  # what has columns
+GRAPH_TYPES = (*RELATION_TYPES, "exposure")
 _TYPE_ORDER = {kind: index for index, kind in enumerate((*GRAPH_TYPES, "test", "unit_test", "macro"))}
 KINDS = {"direct": "d", "expression": "e", "aggregate": "a"}
 
@@ -143,7 +144,10 @@ class _Site:
         self.inputs = inputs
         manifest = inputs.manifest
         chosen = set(inputs.uids)
-        resources_ = [manifest.nodes.get(uid) or manifest.sources[uid] for uid in inputs.uids]
+        resources_ = [
+            manifest.nodes.get(uid) or manifest.sources.get(uid) or manifest.exposures[uid]
+            for uid in inputs.uids
+        ]
         resources_ += list(manifest.macros.values())
         self.entries: list[Any] = sorted(resources_, key=_sort_key)
         self.position = {e.unique_id: i for i, e in enumerate(self.entries)}
@@ -160,7 +164,9 @@ class _Site:
         for entry in self.entries:
             if _kind(entry) in ("test", "unit_test") and entry.attached_node:
                 self.tests_of.setdefault(entry.attached_node, []).append(entry.unique_id)
-        self.columns = {uid: self._columns(uid) for uid in self.in_graph}
+        self.columns = {
+            e.unique_id: self._columns(e.unique_id) for e in self.entries if _kind(e) in RELATION_TYPES
+        }
         self._add_downstream()
         self.column_count = sum(len(cols) for cols in self.columns.values())
         self.unresolved_count = sum(1 for cols in self.columns.values() for c in cols if c.get("unresolved"))
@@ -207,8 +213,9 @@ class _Site:
                     item["k"] = entry.package_name
                 if entry.attached_node:
                     item["a"] = self.ref(entry.attached_node)
-            elif isinstance(entry, Source):
-                item["sn"] = entry.source_name
+            elif isinstance(entry, (Source, Exposure)):
+                if isinstance(entry, Source):
+                    item["sn"] = entry.source_name
                 item["f"] = ".".join(entry.fqn)
                 if entry.tags:
                     item["g"] = entry.tags
@@ -275,7 +282,18 @@ class _Site:
             timing = result.get("timing") or []
             if timing and isinstance(timing[-1], dict):
                 detail["result"]["completed_at"] = timing[-1].get("completed_at")
-        if isinstance(entry, Source):
+        if isinstance(entry, Exposure):
+            detail.update(
+                path=entry.original_file_path,
+                exposure_type=entry.type,
+                label=entry.label,
+                owner=entry.owner,
+                maturity=entry.maturity,
+                url=entry.url,
+                meta=entry.meta,
+                tags=entry.tags,
+            )
+        elif isinstance(entry, Source):
             detail.update(
                 path=entry.path,
                 source_name=entry.source_name,
@@ -408,6 +426,8 @@ def _history_columns(snapshot: Node) -> set[str]:
 def _kind(entry: Any) -> str:
     if isinstance(entry, Source):
         return "source"
+    if isinstance(entry, Exposure):
+        return "exposure"
     if isinstance(entry, Node):
         return entry.resource_type
     return "macro"

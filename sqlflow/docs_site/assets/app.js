@@ -194,6 +194,7 @@ function setUpTree() {
   }, root);
   SF.nodes.forEach((node, idx) => {
     if (node.t === "source") folder(project, ["Sources", node.sn]).items.push(idx);
+    else if (node.t === "exposure") folder(project, ["Exposures"]).items.push(idx);
     else if (node.t === "test" && node.a !== undefined) { /* generic tests: on their model's page */ }
     else if (node.t !== "unit_test" && node.p) folder(project, node.p.split("/").slice(0, -1)).items.push(idx);
     if (node.s !== undefined) folder(database, [node.d || "(default database)", node.s]).items.push(idx);

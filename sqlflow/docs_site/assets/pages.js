@@ -1,4 +1,4 @@
-// The pages: overview, and one page per node (model, source, seed, snapshot, test, macro).
+// The pages: overview, and one page per node (model, source, seed, snapshot, exposure, test, macro).
 "use strict";
 
 SF.pages = (function () {
@@ -53,6 +53,14 @@ SF.pages = (function () {
     fact("file", d.path ? el("code", {}, d.path) : null);
     fact("unique id", el("code", {}, n.i));
     if (n.t === "source") fact("loaded_at_field", d.loaded_at_field);
+    if (n.t === "exposure") {
+      fact("label", d.label);
+      fact("type", d.exposure_type);
+      fact("maturity", d.maturity);
+      const owner = d.owner || {};
+      fact("owner", [owner.name, owner.email ? el("a", { href: "mailto:" + owner.email }, owner.email) : null].filter(Boolean).flatMap((part, i) => (i ? [" · ", part] : [part])));
+      fact("url", d.url ? el("a", { href: d.url, rel: "noopener" }, d.url) : null);
+    }
     const body = [header, d.description ? el("p", { class: "description" }, d.description) : el("p", { class: "muted" }, "No description."), facts];
     if (d.result) body.push(lastRun(d.result));
     if (d.columns) body.push(columns(idx, d, column));

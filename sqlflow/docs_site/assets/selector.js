@@ -5,7 +5,7 @@
 
 SF.selector = (function () {
   const TOKEN = /(\s+)|(,)|(@)|(\d*\+\d*)|([^\s,+@]+)/g;
-  const SUPPORTED = "name, +name, name+, 2+name+1, @name, tag:, path:, fqn:, source:, resource_type:, package:, config.materialized:, result:";
+  const SUPPORTED = "name, +name, name+, 2+name+1, @name, tag:, path:, fqn:, source:, exposure:, resource_type:, package:, config.materialized:, result:";
 
   class SelectorError extends Error {}
 
@@ -162,11 +162,12 @@ SF.selector = (function () {
       const table = dot < 0 ? "" : value.slice(dot + 1);
       return glob(name, node.sn) && (!table || glob(table, plainName(node)));
     },
+    exposure: (node, value) => node.t === "exposure" && glob(value, node.n),
     resource_type: (node, value) => node.t === value,
     package: (node, value) => glob(value, node.k || SF.index.project),
     result: (node, value) => node.st === value,
     "config.materialized"(node, value) {
-      const materialized = node.t === "model" ? node.m : node.t === "source" ? null : node.t;
+      const materialized = node.t === "model" ? node.m : node.t === "source" || node.t === "exposure" ? null : node.t;
       return materialized !== null && materialized !== undefined && glob(value, materialized);
     },
   };
