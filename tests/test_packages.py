@@ -3,12 +3,8 @@ and dbt's cross-database macros, on real DuckDB files."""
 
 from __future__ import annotations
 
-import http.server
-import io
 import json
 import subprocess
-import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -258,45 +254,22 @@ def test_deps_installs_a_git_package_at_a_revision_and_subdirectory(make_project
 
 
 @pytest.fixture
-def fake_hub(tmp_path):
-    """A dbt Hub API on localhost serving mini_utils 0.9.0, 1.0.0, 1.1.0 and 2.0.0."""
-    archives = {}
+def fake_hub():
+    """A dbt Hub API on localhost serving mini_utils 0.9.0, 1.0.0, 1.1.0 and 2.0.0: its URL."""
+    server = FakeHub()
     for version in ("0.9.0", "1.0.0", "1.1.0", "2.0.0"):
-        folder = write_package(tmp_path / "hub" / version / f"mini-utils-{version}")
-        (folder / "macros" / "version.sql").write_text(f"{{% macro version() %}}'{version}'{{% endmacro %}}")
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(folder, arcname=folder.name)
-        archives[f"/{version}.tar.gz"] = buffer.getvalue()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            port = self.server.server_address[1]
-            if self.path == "/api/v1/acme/mini_utils.json":
-                versions = {
-                    v.strip("/").removesuffix(".tar.gz"): {
-                        "downloads": {"tarball": f"http://127.0.0.1:{port}{v}"}
-                    }
-                    for v in archives
-                }
-                body = json.dumps({"name": "mini_utils", "versions": versions}).encode()
-            elif self.path in archives:
-                body = archives[self.path]
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
-    server.shutdown()
+        server.publish(
+            "acme/mini_utils",
+            version,
+            {
+                "dbt_project.yml": PACKAGE_SETTINGS,
+                "macros/keys.sql": PACKAGE_MACROS,
+                "macros/version.sql": f"{{% macro version() %}}'{version}'{{% endmacro %}}",
+                "tests/generic/is_positive.sql": PACKAGE_TEST,
+            },
+        )
+    yield server.url
+    server.close()
 
 
 def test_deps_installs_the_newest_hub_version_in_range(make_project, fake_hub, monkeypatch):
