@@ -3,7 +3,9 @@
 A package is a dbt project of its own (`dbt_project.yml`) whose macros and generic tests the
 root project calls by namespace (`{{ dbt_utils.generate_surrogate_key([...]) }}`,
 `- dbt_utils.expression_is_true:` in YAML). `packages.yml` (or `dependencies.yml`) lists them:
-`local:` folders, `git:` repositories and dbt Hub packages (`package:` + `version:`).
+`local:` folders, `git:` repositories and dbt Hub packages (`package:` + `version:`). `deps`
+installs them and the packages their own `packages.yml` lists, one version of each, and pins what
+it installed in package-lock.yml (package_lock.py).
 """
 
 from __future__ import annotations
