@@ -454,7 +454,9 @@ class _Fetcher:
                 )
             if revisions:
                 revision, by = next(iter(revisions.items()))
-                return revision, by[0]
+                # Fetched from the URL the first requirer wrote (the lock records it), with
+                # errors at the entry that names the revision.
+                return revision, replace(by[0], location=first.location)
             return None, first
         if first.kind == "hub":
             _, versions = self._index(first)

@@ -674,3 +674,28 @@ def test_conflicting_requirements_name_who_requires_what(make_project, tmp_path,
         "hub: acme/mini_utils 1.0.0, required by packages.yml:3",
         f"git: {repo.as_uri()} @",
     )
+
+
+def test_a_git_package_required_with_and_without_a_revision_is_installed_at_it(make_project, tmp_path):
+    repo = tmp_path / "repo"
+    tagged = commit(repo, hub_package("mini_utils", "1.0.0"), tag="v1")
+    commit(repo, hub_package("mini_utils", "2.0.0"))  # the default branch moves on
+    write_files(
+        tmp_path / "pinning",
+        {
+            "dbt_project.yml": "name: pinning\nconfig-version: 2\n",
+            # The same repository spelled with `.git`: one package.
+            "packages.yml": f"packages:\n  - git: {repo.as_uri()}.git\n    revision: v1\n",
+        },
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - git: {repo.as_uri()}\n  - local: ../pinning\n",
+            "models/v.sql": "select {{ mini_utils.version() }} as v",
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    assert f"revision: {tagged}\n" in (project.root / "package-lock.yml").read_text()
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select v from v") == "1.0.0"
