@@ -653,9 +653,10 @@ def _fetch_git(requirement: Requirement, revision: str | None, scratch: Path) ->
                 "git is not installed", hint="install git, or use a `local:` or dbt Hub entry"
             ) from exc
         except subprocess.CalledProcessError as exc:
-            said = exc.stderr.strip().splitlines()
+            # git spreads one message over lines ("...access rights\nand the repository exists.")
+            said = " ".join(line.strip() for line in exc.stderr.splitlines() if line.strip())
             raise requirement.error(
-                f"git {args[0]} of {requirement.location} failed: {said[-1] if said else exc}",
+                f"git {args[0]} of {requirement.location} failed: {said or exc}",
                 hint="check the URL and `revision:`, and that this machine can reach the repository",
             ) from exc
         return done.stdout.strip()
