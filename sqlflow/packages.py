@@ -117,14 +117,13 @@ class Requirement:
     subdirectory: str | None
     path: Path
     line: int | None
-    # What a relative `local:` is relative to: the project, or the local package whose packages.yml
-    # this is. None in a package downloaded from git or the Hub, whose folder is a scratch copy.
-    base: Path | None = None
+    # Its packages.yml is in a package downloaded from git or the Hub: a scratch copy, soon deleted.
+    downloaded: bool = False
     required_by: str | None = None  # the package whose packages.yml it is; None: the project's
 
     def error(self, message: str, hint: str | None = None) -> UserError:
         """A UserError at this entry of packages.yml."""
-        if self.required_by is not None and self.base is None:
+        if self.required_by is not None and self.downloaded:
             # The file is in a download that is about to be deleted: name whose it is instead.
             return UserError(f"{message} (in {self.where})", hint=hint)
         return UserError(message, path=self.path, line=self.line, hint=hint)
@@ -134,7 +133,7 @@ class Requirement:
         """Who asks for it, for messages: `packages.yml:2`, `package pkg_a (../pkg_a/packages.yml:3)`."""
         if self.required_by is None:
             return f"{self.path.name}:{self.line}"
-        if self.base is None:
+        if self.downloaded:
             return f"package {self.required_by}, its {self.path.name}:{self.line}"
         return f"package {self.required_by} ({Location(self.path, self.line)})"
 
@@ -157,9 +156,9 @@ def requirements(root: Path, required_by: str | None = None, downloaded: bool = 
     if path is None:
         return []
     if not downloaded:
-        return [_requirement(entry, path, root, required_by) for entry in _entries(path)]
+        return [_requirement(entry, path, False, required_by) for entry in _entries(path)]
     try:
-        return [_requirement(entry, path, None, required_by) for entry in _entries(path)]
+        return [_requirement(entry, path, True, required_by) for entry in _entries(path)]
     except UserError as exc:  # its file is in the scratch folder: say whose it is
         line = f", line {exc.location.line}" if exc.location.line else ""
         raise UserError(
@@ -177,19 +176,19 @@ def _entries(path: Path) -> list[Any]:
     return entries
 
 
-def _requirement(entry: Any, path: Path, base: Path | None, required_by: str | None) -> Requirement:
+def _requirement(entry: Any, path: Path, downloaded: bool, required_by: str | None) -> Requirement:
     line = line_of(entry)
     example = 'e.g. `- package: dbt-labs/dbt_utils` with `version: [">=1.0.0", "<2.0.0"]`, `- git: <url>` or `- local: ../folder`'
     if not isinstance(entry, dict):
         raise UserError("a package entry must be a mapping", path=path, line=line, hint=example)
     subdirectory = entry.get("subdirectory")
     if "local" in entry:
-        return Requirement("local", str(entry["local"]), None, None, path, line, base, required_by)
+        return Requirement("local", str(entry["local"]), None, None, path, line, downloaded, required_by)
     if "git" in entry:
         revision = entry.get("revision")
         return Requirement(
             "git", str(entry["git"]), str(revision) if revision is not None else None,
-            str(subdirectory) if subdirectory else None, path, line, base, required_by,
+            str(subdirectory) if subdirectory else None, path, line, downloaded, required_by,
         )  # fmt: skip
     if "package" in entry:
         version = entry.get("version")
@@ -208,7 +207,7 @@ def _requirement(entry: Any, path: Path, base: Path | None, required_by: str | N
             None,
             path,
             line,
-            base,
+            downloaded,
             required_by,
         )
     raise UserError(
@@ -348,7 +347,9 @@ class _Fetcher:
     def __init__(self, root: Path, scratch: Path, hub_url: str | None, destination: Path) -> None:
         self.root = root
         self.scratch = scratch
-        self.hub_url = hub_url or os.environ.get("SQLFLOW_HUB_URL") or DEFAULT_HUB_URL
+        # DBT_PACKAGE_HUB_URL is dbt's own setting: a dbt project that sets it runs unchanged.
+        env = os.environ
+        self.hub_url = hub_url or env.get("SQLFLOW_HUB_URL") or env.get("DBT_PACKAGE_HUB_URL") or DEFAULT_HUB_URL
         self.destination = destination
         self.indexes: dict[str, tuple[str, dict[str, Any]] | UserError] = {}
         self.fetched: dict[tuple[_Key, str | None], _Fetched] = {}
@@ -429,9 +430,6 @@ class _Fetcher:
         """What makes two requirements the same package: its folder, its repository (with or
         without `.git`) and subdirectory, or its Hub name."""
         if requirement.kind == "local":
-            if requirement.base is None and not Path(requirement.location).is_absolute():
-                # Not a folder at all (fetching it is the error); a key of its own meanwhile.
-                return ("local", f"{requirement.required_by}: {requirement.location}")
             return ("local", str(self._local_folder(requirement).resolve()))
         if requirement.kind == "git":
             url = requirement.location.rstrip("/").removesuffix(".git")
@@ -507,14 +505,12 @@ class _Fetcher:
 
     def _pin(self, asked: list[Requirement], fetched: _Fetched) -> package_lock.Pin:
         requirement = asked[0]  # the first to ask: the project's own entry, when it has one
-        location = requirement.location
-        if requirement.kind == "local" and requirement.required_by is not None:
-            # A package's `local:` is relative to that package; the lock's, as dbt reads it, to the project.
-            folder = self._local_folder(requirement)
-            if not Path(location).is_absolute():
-                location = os.path.relpath(folder, self.root)
         return package_lock.Pin(
-            requirement.kind, location, fetched.version, requirement.subdirectory, fetched.package.name
+            requirement.kind,
+            requirement.location,
+            fetched.version,
+            requirement.subdirectory,
+            fetched.package.name,
         )
 
     def from_lock(self, lock: package_lock.Lock) -> list[tuple[package_lock.Pin, Package, list[Requirement]]]:
@@ -522,7 +518,7 @@ class _Fetcher:
         out = []
         for index, pin in enumerate(lock.pins()):
             requirement = Requirement(
-                pin.kind, pin.location, pin.version, pin.subdirectory, lock.path, pin.line, self.root
+                pin.kind, pin.location, pin.version, pin.subdirectory, lock.path, pin.line
             )
             scratch = self.scratch / f"lock-{index}"
             if pin.kind == "local":
@@ -536,14 +532,8 @@ class _Fetcher:
 
     def _local_folder(self, requirement: Requirement) -> Path:
         folder = Path(requirement.location)
-        if folder.is_absolute():
-            return Path(os.path.normpath(folder))
-        if requirement.base is None:
-            raise requirement.error(
-                f"`local: {requirement.location}` is relative to a package downloaded from git or the Hub",
-                hint="list the package it names in the project's packages.yml instead",
-            )
-        return Path(os.path.normpath(requirement.base / folder))
+        # Relative to the project, in a package's packages.yml too: dbt reads every `local:` so.
+        return Path(os.path.normpath(self.root / folder))
 
     def _local(self, requirement: Requirement) -> Package:
         folder = self._local_folder(requirement)
@@ -557,7 +547,7 @@ class _Fetcher:
             raise requirement.error(
                 f"local package {requirement.location!r}: {folder} has no dbt_project.yml",
                 hint="`local:` is a folder holding a dbt project, relative to the project "
-                "(in a package's packages.yml, relative to that package)",
+                "(in a package's packages.yml too, as dbt reads it)",
             )
         return read_package(folder)
 

@@ -273,7 +273,8 @@ def fake_hub():
 
 
 def test_deps_installs_the_newest_hub_version_in_range(make_project, fake_hub, monkeypatch):
-    monkeypatch.setenv("SQLFLOW_HUB_URL", fake_hub)
+    monkeypatch.delenv("SQLFLOW_HUB_URL", raising=False)
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", fake_hub)  # dbt's own setting is read too
     project = make_project(
         {
             "packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: [">=1.0.0", "<2.0.0"]\n',
@@ -555,14 +556,17 @@ def test_deps_installs_what_a_package_needs_and_the_project_builds_with_it(make_
     assert project.query("select tagged, direct from m") == [("1.1.0-outer", "1.1.0")]
 
 
-def test_a_packages_local_paths_are_relative_to_it_and_a_cycle_ends(make_project, tmp_path):
-    # libs/a needs ../b (libs/b, not the project's sibling b) and libs/b needs ../a back.
+def test_a_packages_local_paths_are_relative_to_the_project_as_in_dbt_and_a_cycle_ends(
+    make_project, tmp_path
+):
+    # libs/a needs ../libs/b and libs/b needs ../libs/a back: dbt reads both from the project's
+    # folder, so they are written as the project would write them.
     for name, other in (("a", "b"), ("b", "a")):
         write_files(
             tmp_path / "libs" / name,
             {
                 "dbt_project.yml": f"name: pkg_{name}\nconfig-version: 2\n",
-                "packages.yml": f"packages:\n  - local: ../{other}\n",
+                "packages.yml": f"packages:\n  - local: ../libs/{other}\n",
                 "macros/m.sql": f"{{% macro which() %}}'{name}'{{% endmacro %}}",
             },
         )
@@ -577,7 +581,6 @@ def test_a_packages_local_paths_are_relative_to_it_and_a_cycle_ends(make_project
     installed = project.root / "dbt_packages"
     assert (installed / "pkg_b").resolve() == (tmp_path / "libs" / "b").resolve()
     assert (installed / "pkg_a").resolve() == (tmp_path / "libs" / "a").resolve()
-    # The lock's paths are the project's, as dbt reads them.
     lock = (project.root / "package-lock.yml").read_text()
     assert "local: ../libs/a\n" in lock and "local: ../libs/b\n" in lock
     assert project.cli("run").exit_code == 0
