@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -349,7 +350,9 @@ class _Fetcher:
         self.scratch = scratch
         # DBT_PACKAGE_HUB_URL is dbt's own setting: a dbt project that sets it runs unchanged.
         env = os.environ
-        self.hub_url = hub_url or env.get("SQLFLOW_HUB_URL") or env.get("DBT_PACKAGE_HUB_URL") or DEFAULT_HUB_URL
+        self.hub_url = (
+            hub_url or env.get("SQLFLOW_HUB_URL") or env.get("DBT_PACKAGE_HUB_URL") or DEFAULT_HUB_URL
+        )
         self.destination = destination
         self.indexes: dict[str, tuple[str, dict[str, Any]] | UserError] = {}
         self.fetched: dict[tuple[_Key, str | None], _Fetched] = {}
@@ -587,8 +590,14 @@ def _in_range(version: str, requirement: Requirement) -> bool:
 
 
 def _swap_in(assembled: Path, destination: Path) -> None:
+    """Put `assembled` where `destination` is. On Linux the two folders trade places in one step
+    (renameat2's RENAME_EXCHANGE), so a command reading the packages meanwhile sees the old set or
+    the new one, never none; elsewhere the old folder is moved aside first."""
     import shutil
 
+    if destination.is_dir() and not destination.is_symlink() and _exchange(assembled, destination):
+        shutil.rmtree(assembled, ignore_errors=True)  # now the old packages; links removed, never followed
+        return
     previous = destination.with_name(f".{destination.name}.old")
     shutil.rmtree(previous, ignore_errors=True)
     if destination.is_symlink() or destination.is_file():
@@ -596,7 +605,22 @@ def _swap_in(assembled: Path, destination: Path) -> None:
     elif destination.exists():
         destination.rename(previous)
     assembled.rename(destination)
-    shutil.rmtree(previous, ignore_errors=True)  # links in it are removed, never followed
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically; False where the system cannot (not Linux, old kernel or libc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return done == 0
 
 
 def _check_install_path(root: Path, settings: dict[str, Any], destination: Path) -> None:
