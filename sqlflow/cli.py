@@ -547,17 +547,39 @@ def run_operation(macro, macro_args, lock_timeout, **options):
 
 @main.command()
 @click.option("--project-dir", type=click.Path(file_okay=False), default=".", show_default=True)
+@click.option(
+    "--upgrade",
+    is_flag=True,
+    help="Ignore package-lock.yml: resolve packages.yml again (newest matching versions) and rewrite it.",
+)
+@click.option(
+    "--lock",
+    "lock_only",
+    is_flag=True,
+    help="Resolve the packages and write package-lock.yml; install nothing.",
+)
 @click.option("--debug", is_flag=True, hidden=True)
 @_handled
-def deps(project_dir, debug):
-    """Install the packages listed in packages.yml into dbt_packages/."""
+def deps(project_dir, upgrade, lock_only, debug):
+    """Install the packages of packages.yml, and theirs, into dbt_packages/ (pinned by package-lock.yml)."""
     root = Path(project_dir).resolve()
     _, settings = read_settings(root)
-    installed = commands.deps(root, settings)
-    if not installed:
+    done = commands.deps(root, settings, upgrade=upgrade, lock_only=lock_only)
+    if not done.pins and not done.from_lock:
         click.echo("no packages to install: packages.yml (or dependencies.yml) lists none", err=True)
-    for requirement, package in installed:
-        click.echo(f"installed {package.name} ({requirement.kind}: {requirement.location}) in {package.root}")
+        return
+    if done.from_lock:
+        if lock_only:
+            click.echo(
+                "package-lock.yml is current for packages.yml: nothing to do (--upgrade resolves again)"
+            )
+            return
+        click.echo("installing the packages package-lock.yml pins (--upgrade resolves packages.yml again)")
+    for pin, package in done.installed:
+        click.echo(f"installed {package.name} ({pin.describe()}) in {package.root}")
+    if done.lock_written:
+        names = ", ".join(f"{pin.name} ({pin.describe()})" for pin in done.pins)
+        click.echo(f"wrote package-lock.yml: {names}" + ("; nothing installed (--lock)" if lock_only else ""))
 
 
 @main.command()

@@ -1138,12 +1138,14 @@ def run_operation(session: Session, macro: str, args: dict[str, Any], *, lock_ti
     compiler.run_macro(macro, args, log=lambda message: session.emit("log", message))
 
 
-def deps(root: Path, settings: dict[str, Any]) -> list[tuple[packages.Requirement, packages.Package]]:
-    """Install the packages of packages.yml into `packages-install-path` (dbt_packages/); none
-    listed (or no packages.yml) installs nothing and leaves that folder alone, as dbt does."""
-    if not packages.requirements(root):
-        return []
-    return packages.install(root, settings)
+def deps(
+    root: Path, settings: dict[str, Any], *, upgrade: bool = False, lock_only: bool = False
+) -> packages.Deps:
+    """Install the packages of packages.yml, and theirs, into `packages-install-path`
+    (dbt_packages/) as package-lock.yml pins them (`upgrade`: resolving them again; `lock_only`:
+    writing the lock, installing nothing). None listed (or no packages.yml) installs nothing and
+    leaves that folder alone, as dbt does."""
+    return packages.install(root, settings, upgrade=upgrade, lock_only=lock_only)
 
 
 def clean(root: Path, settings: dict[str, Any]) -> list[Path]:

@@ -3,15 +3,12 @@ and dbt's cross-database macros, on real DuckDB files."""
 
 from __future__ import annotations
 
-import http.server
-import io
 import json
 import subprocess
-import tarfile
-import threading
 from pathlib import Path
 
 import pytest
+from package_support import FakeHub, commit, hub_package, write_files
 from test_user_errors import assert_user_error
 
 PACKAGE_SETTINGS = "name: mini_utils\nversion: '1.0.0'\nconfig-version: 2\n"
@@ -257,49 +254,27 @@ def test_deps_installs_a_git_package_at_a_revision_and_subdirectory(make_project
 
 
 @pytest.fixture
-def fake_hub(tmp_path):
-    """A dbt Hub API on localhost serving mini_utils 0.9.0, 1.0.0, 1.1.0 and 2.0.0."""
-    archives = {}
+def fake_hub():
+    """A dbt Hub API on localhost serving mini_utils 0.9.0, 1.0.0, 1.1.0 and 2.0.0: its URL."""
+    server = FakeHub()
     for version in ("0.9.0", "1.0.0", "1.1.0", "2.0.0"):
-        folder = write_package(tmp_path / "hub" / version / f"mini-utils-{version}")
-        (folder / "macros" / "version.sql").write_text(f"{{% macro version() %}}'{version}'{{% endmacro %}}")
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(folder, arcname=folder.name)
-        archives[f"/{version}.tar.gz"] = buffer.getvalue()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            port = self.server.server_address[1]
-            if self.path == "/api/v1/acme/mini_utils.json":
-                versions = {
-                    v.strip("/").removesuffix(".tar.gz"): {
-                        "downloads": {"tarball": f"http://127.0.0.1:{port}{v}"}
-                    }
-                    for v in archives
-                }
-                body = json.dumps({"name": "mini_utils", "versions": versions}).encode()
-            elif self.path in archives:
-                body = archives[self.path]
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
-    server.shutdown()
+        server.publish(
+            "acme/mini_utils",
+            version,
+            {
+                "dbt_project.yml": PACKAGE_SETTINGS,
+                "macros/keys.sql": PACKAGE_MACROS,
+                "macros/version.sql": f"{{% macro version() %}}'{version}'{{% endmacro %}}",
+                "tests/generic/is_positive.sql": PACKAGE_TEST,
+            },
+        )
+    yield server.url
+    server.close()
 
 
 def test_deps_installs_the_newest_hub_version_in_range(make_project, fake_hub, monkeypatch):
-    monkeypatch.setenv("SQLFLOW_HUB_URL", fake_hub)
+    monkeypatch.delenv("SQLFLOW_HUB_URL", raising=False)
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", fake_hub)  # dbt's own setting is read too
     project = make_project(
         {
             "packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: [">=1.0.0", "<2.0.0"]\n',
@@ -534,3 +509,196 @@ def test_a_rendered_install_path_is_where_deps_installs_and_the_load_reads(with_
     assert result.exit_code == 0, result.output
     assert (project.root / "vendor" / "mini_utils").is_symlink()
     assert project.cli("build").exit_code == 0
+
+
+# --------------------------------------------------------------------------- a package's own packages
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A dbt Hub on localhost (package_support.FakeHub) that `sqlflow deps` reads."""
+    server = FakeHub()
+    monkeypatch.setenv("SQLFLOW_HUB_URL", server.url)
+    yield server
+    server.close()
+
+
+def publish_mini_utils(hub, *versions: str) -> None:
+    for version in versions:
+        hub.publish("acme/mini_utils", version, hub_package("mini_utils", version))
+
+
+def test_deps_installs_what_a_package_needs_and_the_project_builds_with_it(make_project, tmp_path, hub):
+    publish_mini_utils(hub, "1.0.0", "1.1.0", "2.0.0")
+    # A git package whose own packages.yml needs a Hub package, and whose macro calls it.
+    outer = tmp_path / "outer"
+    commit(
+        outer,
+        {
+            "dbt_project.yml": "name: outer\nversion: '1.0.0'\nconfig-version: 2\n",
+            "packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: [">=1.0.0", "<2.0.0"]\n',
+            "macros/tagged.sql": "{% macro tagged() %}{{ mini_utils.version() }} || '-outer'{% endmacro %}",
+        },
+        tag="v1",
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - git: {outer.as_uri()}\n    revision: v1\n",
+            "models/m.sql": "select {{ outer.tagged() }} as tagged, {{ mini_utils.version() }} as direct",
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (project.root / "dbt_packages").iterdir()) == ["mini_utils", "outer"]
+    assert "installed mini_utils (hub: acme/mini_utils 1.1.0)" in result.output
+    result = project.cli("build")
+    assert result.exit_code == 0, result.output
+    assert project.query("select tagged, direct from m") == [("1.1.0-outer", "1.1.0")]
+
+
+def test_a_packages_local_paths_are_relative_to_the_project_as_in_dbt_and_a_cycle_ends(
+    make_project, tmp_path
+):
+    # libs/a needs ../libs/b and libs/b needs ../libs/a back: dbt reads both from the project's
+    # folder, so they are written as the project would write them.
+    for name, other in (("a", "b"), ("b", "a")):
+        write_files(
+            tmp_path / "libs" / name,
+            {
+                "dbt_project.yml": f"name: pkg_{name}\nconfig-version: 2\n",
+                "packages.yml": f"packages:\n  - local: ../libs/{other}\n",
+                "macros/m.sql": f"{{% macro which() %}}'{name}'{{% endmacro %}}",
+            },
+        )
+    project = make_project(
+        {
+            "packages.yml": "packages:\n  - local: ../libs/a\n",
+            "models/m.sql": "select {{ pkg_a.which() }} || {{ pkg_b.which() }} as ab",
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    installed = project.root / "dbt_packages"
+    assert (installed / "pkg_b").resolve() == (tmp_path / "libs" / "b").resolve()
+    assert (installed / "pkg_a").resolve() == (tmp_path / "libs" / "a").resolve()
+    lock = (project.root / "package-lock.yml").read_text()
+    assert "local: ../libs/a\n" in lock and "local: ../libs/b\n" in lock
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select ab from m") == "ab"
+
+
+def test_the_version_chosen_satisfies_every_package_that_requires_it(make_project, tmp_path, hub):
+    publish_mini_utils(hub, "1.0.0", "1.1.0", "2.0.0")
+    write_files(
+        tmp_path / "needs_old",
+        {
+            "dbt_project.yml": "name: needs_old\nconfig-version: 2\n",
+            "packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: "<1.1.0"\n',
+        },
+    )
+    project = make_project(
+        {
+            "packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: ">=1.0.0"\n'
+            "  - local: ../needs_old\n",
+            "models/v.sql": "select {{ mini_utils.version() }} as v",
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select v from v") == "1.0.0"  # not 2.0.0, the newest the project allows
+
+
+def test_a_version_given_up_takes_its_own_dependencies_with_it(make_project, tmp_path, hub):
+    # widgets 2.0.0 needs a package the Hub does not have; once another package rules 2.0.0 out,
+    # what 2.0.0 needed is not needed (dbt would still look for it).
+    hub.publish("acme/widgets", "1.0.0", hub_package("widgets", "1.0.0"))
+    hub.publish(
+        "acme/widgets",
+        "2.0.0",
+        hub_package("widgets", "2.0.0", 'packages:\n  - package: acme/nowhere\n    version: "1.0.0"\n'),
+    )
+    write_files(
+        tmp_path / "picky",
+        {
+            "dbt_project.yml": "name: picky\nconfig-version: 2\n",
+            "packages.yml": 'packages:\n  - package: acme/widgets\n    version: "<2.0.0"\n',
+        },
+    )
+    project = make_project(
+        {
+            "packages.yml": 'packages:\n  - package: acme/widgets\n    version: ">=1.0.0"\n  - local: ../picky\n'
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (project.root / "dbt_packages").iterdir()) == ["picky", "widgets"]
+    assert "version: 1.0.0\n" in (project.root / "package-lock.yml").read_text()
+
+
+def test_conflicting_requirements_name_who_requires_what(make_project, tmp_path, hub):
+    publish_mini_utils(hub, "1.0.0", "2.0.0")
+    repo = tmp_path / "repo"
+    commit(repo, hub_package("mini_utils", "1.0.0"), tag="v1")
+    commit(repo, hub_package("mini_utils", "1.5.0"), tag="v2")
+    other = write_files(tmp_path / "other", {"dbt_project.yml": "name: other\nconfig-version: 2\n"})
+    project = make_project({"packages.yml": "packages:\n  - local: ../other\n"})
+    assert project.cli("deps").exit_code == 0
+    before = (project.root / "package-lock.yml").read_text()
+
+    def conflict(root_entry: str, other_entry: str, *fragments: str) -> None:
+        project.write("packages.yml", f"packages:\n  - local: ../other\n{root_entry}")
+        (other / "packages.yml").write_text(f"packages:\n{other_entry}")
+        output = assert_user_error(project.cli("deps"), *fragments)
+        assert "other/packages.yml:2" in output  # the package's line, the project's line
+        # Nothing changed: the installed packages and the lock are as they were.
+        assert [p.name for p in (project.root / "dbt_packages").iterdir()] == ["other"]
+        assert (project.root / "package-lock.yml").read_text() == before
+
+    conflict(
+        '  - package: acme/mini_utils\n    version: ">=2.0.0"\n',
+        '  - package: acme/mini_utils\n    version: "<2.0.0"\n',
+        "no version of acme/mini_utils satisfies every package that requires it",
+        "packages.yml:3 wants >=2.0.0",
+        "package other (",
+        "wants <2.0.0",
+    )
+    conflict(
+        f"  - git: {repo.as_uri()}\n    revision: v1\n",
+        f"  - git: {repo.as_uri()}.git\n    revision: v2\n",  # the same repository
+        f"git package {repo.as_uri()} is required at different revisions",
+        "packages.yml:3 wants 'v1'",
+        "wants 'v2'",
+    )
+    conflict(
+        '  - package: acme/mini_utils\n    version: "1.0.0"\n',
+        f"  - git: {repo.as_uri()}\n",
+        "two packages are named 'mini_utils'",
+        "hub: acme/mini_utils 1.0.0, required by packages.yml:3",
+        f"git: {repo.as_uri()} @",
+    )
+
+
+def test_a_git_package_required_with_and_without_a_revision_is_installed_at_it(make_project, tmp_path):
+    repo = tmp_path / "repo"
+    tagged = commit(repo, hub_package("mini_utils", "1.0.0"), tag="v1")
+    commit(repo, hub_package("mini_utils", "2.0.0"))  # the default branch moves on
+    write_files(
+        tmp_path / "pinning",
+        {
+            "dbt_project.yml": "name: pinning\nconfig-version: 2\n",
+            # The same repository spelled with `.git`: one package.
+            "packages.yml": f"packages:\n  - git: {repo.as_uri()}.git\n    revision: v1\n",
+        },
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - git: {repo.as_uri()}\n  - local: ../pinning\n",
+            "models/v.sql": "select {{ mini_utils.version() }} as v",
+        }
+    )
+    result = project.cli("deps")
+    assert result.exit_code == 0, result.output
+    assert f"revision: {tagged}\n" in (project.root / "package-lock.yml").read_text()
+    assert project.cli("run").exit_code == 0
+    assert project.scalar("select v from v") == "1.0.0"
