@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class Package:
     macro_paths: tuple[Path, ...]
     test_paths: tuple[Path, ...]
     model_paths: tuple[Path, ...]
+    seed_paths: tuple[Path, ...] = ()
+    # Its dbt_project.yml as read (not rendered): `models:`/`seeds:` config and `vars:` defaults.
+    settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def macro_folders(self) -> list[Path]:
@@ -97,6 +100,8 @@ def read_package(root: Path) -> Package:
         macro_paths=paths("macro-paths", ["macros"]),
         test_paths=paths("test-paths", ["tests"]),
         model_paths=paths("model-paths", ["models"]),
+        seed_paths=paths("seed-paths", ["seeds"]),
+        settings=settings,
     )
 
 
