@@ -31,7 +31,17 @@ PACKAGE = {
         from {{ ref('raw_orders') }}
         where amount >= {{ var('min_amount') }}
         """,
-    "models/order_totals.sql": "select count(*) as n, sum(amount) as total from {{ ref('stg_orders') }}\n",
+    # Its own macro, called without its name as dbt lets a package's models call them.
+    "models/order_totals.sql": """\
+        select count(*) as n, sum(amount) as total, {{ cents('sum(amount)') }} as total_cents
+        from {{ ref('stg_orders') }}
+        """,
+    "macros/cents.sql": """\
+        {% macro cents(column) %}({{ column }} * 100){% endmacro %}
+        {% test at_least(model, column_name, value) %}
+        select * from {{ model }} where {{ column_name }} < {{ value }}
+        {% endtest %}
+        """,
     "models/legacy.sql": "select 1 as x\n",
     "models/payments.sql": "select id from {{ source('pay', 'payments') }}\n",
     "models/docs.md": "{% docs stg_orders %}Orders, staged.{% enddocs %}\n",
@@ -54,6 +64,10 @@ PACKAGE = {
           - name: order_totals
             config:
               tags: [totals]
+            columns:
+              - name: n
+                data_tests:
+                  - at_least: {value: 1}
         """,
 }
 
@@ -119,9 +133,10 @@ def test_build_builds_and_tests_a_packages_models_seeds_and_sources(shop):
     assert "legacy" not in built  # +enabled: false from the root
     # The root's var scoped to the package wins over the package's; its global default stays.
     assert shop.query("select id, currency from main_pkg.stg_orders order by id") == [(1, "EUR"), (2, "EUR")]
-    assert shop.query("select n, total from report") == [(2, 30)]
+    assert shop.query("select n, total, total_cents from report") == [(2, 30, 3000)]
     assert shop.query("select count(*) from named") == [(2,)]
-    for test in ("unique_stg_orders_id", "not_null_stg_orders_id", "not_null_source_pay_payments_id"):
+    tests = ("unique_stg_orders_id", "not_null_stg_orders_id", "not_null_source_pay_payments_id")
+    for test in (*tests, "at_least_order_totals_n__1"):
         assert test in result.output
     results = json.loads((shop.root / "target" / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results}
@@ -167,6 +182,7 @@ def test_selection_by_package_name_and_method_and_across_packages(shop):
         "test.shop_pkg.unique_stg_orders_id",
         "test.shop_pkg.not_null_stg_orders_id",
         "test.shop_pkg.not_null_source_pay_payments_id",
+        "test.shop_pkg.at_least_order_totals_n__1",
     }
     # A package's name selects all its nodes (dbt matches the fqn's first part), as `package:` does.
     assert listed("-s", "shop_pkg") == {*package_nodes, "source.shop_pkg.pay.payments"}
