@@ -43,6 +43,7 @@ PACKAGE = {
         {% endtest %}
         """,
     "models/legacy.sql": "select 1 as x\n",
+    "tests/no_negative_amounts.sql": "select * from {{ ref('stg_orders') }} where amount < 0\n",
     "models/payments.sql": "select id from {{ source('pay', 'payments') }}\n",
     "models/docs.md": "{% docs stg_orders %}Orders, staged.{% enddocs %}\n",
     "models/schema.yml": """\
@@ -136,7 +137,7 @@ def test_build_builds_and_tests_a_packages_models_seeds_and_sources(shop):
     assert shop.query("select n, total, total_cents from report") == [(2, 30, 3000)]
     assert shop.query("select count(*) from named") == [(2,)]
     tests = ("unique_stg_orders_id", "not_null_stg_orders_id", "not_null_source_pay_payments_id")
-    for test in (*tests, "at_least_order_totals_n__1"):
+    for test in (*tests, "at_least_order_totals_n__1", "no_negative_amounts"):
         assert test in result.output
     results = json.loads((shop.root / "target" / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results}
@@ -183,6 +184,7 @@ def test_selection_by_package_name_and_method_and_across_packages(shop):
         "test.shop_pkg.not_null_stg_orders_id",
         "test.shop_pkg.not_null_source_pay_payments_id",
         "test.shop_pkg.at_least_order_totals_n__1",
+        "test.shop_pkg.no_negative_amounts",
     }
     # A package's name selects all its nodes (dbt matches the fqn's first part), as `package:` does.
     assert listed("-s", "shop_pkg") == {*package_nodes, "source.shop_pkg.pay.payments"}
