@@ -617,8 +617,9 @@ class _Loader:
     def _build_sources(self, properties: dict[str, Any], scope: _Scope) -> dict[str, Source]:
         sources: dict[str, Source] = {}
         for source_name, (entry, path) in properties["sources"].items():
-            schema = entry.get("schema") or source_name
-            database = entry.get("database")
+            # Rendered as dbt renders them: `schema: "{{ var('stripe_schema', 'stripe') }}"`.
+            schema = self._source_field(entry, "schema", scope, path) or source_name
+            database = self._source_field(entry, "database", scope, path)
             for table in entry.get("tables") or []:
                 if not isinstance(table, dict) or not isinstance(table.get("name"), str):
                     raise UserError(
@@ -631,9 +632,9 @@ class _Loader:
                     source_name=source_name,
                     name=name,
                     relation=Relation(
-                        table.get("database") or database,
-                        str(table.get("schema") or schema),
-                        str(table.get("identifier") or name),
+                        self._source_field(table, "database", scope, path) or database,
+                        str(self._source_field(table, "schema", scope, path) or schema),
+                        str(self._source_field(table, "identifier", scope, path) or name),
                     ),
                     path=scope.relpath(path),
                     line=line_of(table),
@@ -650,6 +651,24 @@ class _Loader:
                     package_name=None if scope.package is None else scope.name,
                 )
         return sources
+
+    def _source_field(self, entry: dict[str, Any], key: str, scope: _Scope, path: Path) -> Any:
+        """A source's or table's `database`, `schema` or `identifier`, Jinja rendered with the
+        vars of the project that declares it (empty: None)."""
+        value = entry.get(key)
+        if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
+            return value
+        context = {**self._context(execute=False), "var": make_var(scope.vars, "the settings file")}
+        try:
+            rendered = self.env.from_string(value).render(context).strip()
+        except UserError as exc:  # an undefined var, an env_var() without default
+            exc.location.path, exc.location.line = path, line_of(entry, key)
+            raise
+        except jinja2.TemplateError as exc:
+            raise UserError(
+                f"source {key}: {exc}", path=path, line=line_of(entry, key), hint="check the Jinja in it"
+            ) from exc
+        return rendered or None
 
     # ----------------------------------------------------------------- models and seeds
 

@@ -50,7 +50,7 @@ PACKAGE = {
         version: 2
         sources:
           - name: pay
-            schema: raw
+            schema: "{{ var('pay_schema', 'nowhere') }}"
             tables:
               - name: payments
                 columns:
@@ -84,6 +84,7 @@ models:
     legacy:
       +enabled: false
 vars:
+  pay_schema: raw
   shop_pkg:
     min_amount: 5
 """
@@ -167,6 +168,7 @@ def test_manifest_names_package_nodes_as_dbt_does(shop):
     assert nodes["model.proj.named"]["depends_on"]["nodes"] == ["model.shop_pkg.stg_orders"]
     source = manifest["sources"]["source.shop_pkg.pay.payments"]
     assert source["package_name"] == "shop_pkg" and source["fqn"] == ["shop_pkg", "pay", "payments"]
+    assert source["schema"] == "raw"  # rendered: the project's global var over the call's default
 
 
 def test_selection_by_package_name_and_method_and_across_packages(shop):
