@@ -384,6 +384,8 @@ class _Loader:
         )
         for node in nodes.values():
             node.relation = self._relation(node, manifest)
+        if len(scopes) > 1:
+            _check_relations_unique(nodes.values(), self.project)
         if len(scopes) == 1:
             disabled = {(root.name, name) for name in set(seen[root.name]) - {n.name for n in nodes.values()}}
         else:
@@ -1164,6 +1166,26 @@ class _Loader:
             schema = default_schema_name(project, custom_schema)
             identifier = alias or node.name
         return Relation(node.config.get("database"), str(schema).strip(), str(identifier).strip())
+
+
+def _check_relations_unique(nodes: Any, project: Project) -> None:
+    """Two nodes may not build one relation (dbt's rule); checked where packages add nodes
+    (within the project, names are unique and aliases rarely collide)."""
+    built: dict[Relation, Node] = {}
+    for node in nodes:
+        if node.resource_type in ("test", "unit_test") or node.is_ephemeral or node.relation is None:
+            continue
+        other = built.setdefault(node.relation, node)
+        if other is not node:
+            relation = ".".join(
+                p for p in (node.relation.database, node.relation.schema, node.relation.identifier) if p
+            )
+            raise UserError(
+                f"{other.unique_id} and {node.unique_id} both build {relation}",
+                path=node.path,
+                hint="give one an alias or a schema of its own (for a package's node: `models: <package>: "
+                "+schema: ...` in the project's settings)",
+            )
 
 
 def _test_macro(macros: MacroLibrary, test_name: str, namespace: str | None, package: str) -> Path | None:

@@ -216,7 +216,7 @@ def test_a_changed_package_model_is_seen_by_the_next_run(shop, tmp_path):
     assert shop.scalar("select any_value(currency) from main_pkg.stg_orders") == "USD"
 
 
-def test_a_one_argument_ref_two_packages_answer_is_an_error(shop, tmp_path):
+def test_a_one_argument_ref_that_two_packages_answer_is_an_error(shop, tmp_path):
     other = write_files(
         tmp_path / "other_pkg",
         {
@@ -237,14 +237,19 @@ def test_a_one_argument_ref_two_packages_answer_is_an_error(shop, tmp_path):
     result = shop.cli("run", "-s", "+report")
     assert result.exit_code == 0, result.output
     assert shop.query("select n from report") == [(1,)]
-    # Inside shop_pkg, its own order_totals is found (no ambiguity there).
     manifest = json.loads((shop.root / "target" / "manifest.json").read_text())
-    assert "model.other_pkg.order_totals" in manifest["nodes"]
+    assert manifest["nodes"]["model.proj.report"]["depends_on"]["nodes"] == ["model.other_pkg.order_totals"]
 
 
 def test_ref_resolution_order_and_errors(shop, tmp_path):
     # A package's ref finds the root project's model first, as dbt searches (root, own, others).
     shop.write("models/raw_orders.sql", "select 7 as id, 7 as amount\n")
+    assert_user_error(
+        shop.cli("compile"),
+        "model.proj.raw_orders and seed.shop_pkg.raw_orders both build main.raw_orders",
+        "+schema",
+    )
+    shop.write("models/raw_orders.sql", "{{ config(alias='root_orders') }} select 7 as id, 7 as amount\n")
     result = shop.cli("run", "-s", "+stg_orders")
     assert result.exit_code == 0, result.output
     assert shop.query("select id from main_pkg.stg_orders") == [(7,)]
