@@ -146,10 +146,6 @@ class Manifest:
             self._resolver = Resolver.of(self)
         return self._resolver
 
-    def vars_of(self, package: str) -> dict[str, Any]:
-        """The vars the templates of `package` (the root project's name for its own) see."""
-        return self.package_vars.get(package, self.project.vars)
-
     def log(self, message: str) -> None:
         self.warnings.append(message)
 
