@@ -78,7 +78,8 @@ def _compiled_location(manifest: Manifest, node: Node) -> str:
     # A string from one os.path.join: pathlib's joins cost more than the rest of checking that an
     # unchanged model's file is up to date, which a compile does for every model.
     project = manifest.project
-    parts = [str(project.target_path), "compiled", project.name, node.original_file_path]
+    # A package's nodes under its own name, their paths within it: dbt's layout.
+    parts = [str(project.target_path), "compiled", node.package_name, node.original_file_path]
     if node.original_file_path.endswith((".yml", ".yaml")):
         parts.append(f"{node.name}.sql")  # many nodes share one YAML file, as in dbt's layout
     return os.path.join(*parts)
@@ -201,7 +202,7 @@ def source_json(manifest: Manifest, source: Source) -> dict[str, Any]:
         "schema": source.relation.schema,
         "database": source.relation.database,
         "relation_name": source.relation.sql(manifest.project.dialect),
-        "package_name": manifest.project.name,
+        "package_name": source.package_name or manifest.project.name,
         "original_file_path": source.path,
         "fqn": source.fqn,
         "description": source.description,

@@ -32,7 +32,7 @@ from .microbatch import (
     filter_upstream,
     window_condition,
 )
-from .nodes import Node, Relation, RelationName
+from .nodes import Node, Relation, RelationName, Source
 from .project import make_env_var
 from .transpile import Transpiler
 
@@ -102,8 +102,9 @@ class Compiler:
         self.existing = existing
         self.key = key
         self.full_refresh = full_refresh
-        self.by_name = manifest.by_name()
-        self._sources = {(s.source_name, s.name): s for s in manifest.sources.values()}
+        self.resolver = manifest.resolver()
+        self.by_name = self.resolver.nodes  # the root project's
+        self._sources = self.resolver.sources
         self._compiled: dict[str, CompiledNode] = {}
         self._normalized: dict[str, str] = {}
         self._queries: dict[str, exp.Query] = {}
@@ -120,6 +121,10 @@ class Compiler:
             execute=True,
         )
         self._base["graph"] = artifacts.GraphContext(manifest)
+        # Each package's var(): its own vars' defaults under the project's (manifest.package_vars).
+        self._vars = {
+            package: make_var(values, "dbt_project.yml") for package, values in manifest.package_vars.items()
+        }
         self._checked = _CheckedSQL(self.project.target_path)
         self.background = background
         self._unwritten: list[tuple[str, str]] = []  # (path, content) to write at finish()
@@ -261,7 +266,9 @@ class Compiler:
 
     def _render_hooks(self, node: Node, key: str) -> list[str]:
         """A node's hooks, rendered in the node's run-time context; empty ones left out."""
-        context = RenderContext(self._context(node, []), self.manifest.macro_library)
+        context = RenderContext(
+            self._context(node, []), self.manifest.macro_library, package=self._package(node)
+        )
         rendered = [
             self._render_hook(hook["sql"], context, f"{node.name}: cannot render its {key}", node.path, None)
             for hook in node.config.get(key) or []
@@ -522,6 +529,8 @@ class Compiler:
         resolvers = self._resolvers(node, [])
         assert node.relation is not None
         relations = [(placeholder_relation("this"), node.relation.sql(self.dialect))]
+        if any(r.package for r in node.refs):
+            return None  # the early parse's placeholders name refs by name alone
         try:
             relations += [(placeholder_relation("ref", r.name), resolvers["ref"](r.name)) for r in node.refs]
             relations += [
@@ -601,7 +610,9 @@ class Compiler:
         assert node.test_metadata is not None and node.attached_node is not None
         meta = node.test_metadata
         ephemeral_refs: list[str] = []
-        context = RenderContext(self._context(node, ephemeral_refs), self.manifest.macro_library)
+        context = RenderContext(
+            self._context(node, ephemeral_refs), self.manifest.macro_library, package=self._package(node)
+        )
         set_in_macro: dict[str, Any] = {}
         context["config"] = ConfigAccessor(lambda *a, **k: set_in_macro.update(k) or "", dict(node.config))
 
@@ -624,9 +635,9 @@ class Compiler:
                 self.manifest.nodes.get(node.attached_node) or self.manifest.sources[node.attached_node]
             )
             if attached.unique_id.startswith("source."):
-                tested = context["source"](attached.source_name, attached.name)
+                tested = self._source_relation(attached)
             else:
-                tested = context["ref"](attached.name)
+                tested = context["ref"](attached.package_name, attached.name)
             table = sqlglot_table(tested, self.dialect)
             where = node.config.get("where")
             if isinstance(where, str):
@@ -634,6 +645,9 @@ class Compiler:
             model = data_tests.model_expression(table, where, self.dialect)
             macro_name, namespace = f"test_{meta['name']}", meta.get("namespace")
             macro_path = self.manifest.macro_library.find(macro_name, namespace)
+            if macro_path is None and namespace is None and self._package(node) is not None:
+                namespace = node.package_name  # a test of the package's own, named in its YAML
+                macro_path = self.manifest.macro_library.find(macro_name, namespace)
             if macro_path is not None:
                 kwargs.pop("quote", None)
                 macro = context.macro(macro_name, namespace)
@@ -758,7 +772,11 @@ class Compiler:
         if node.program.segments is not None and batch is None:
             values: dict[str, Any] = self._static_context(node, ephemeral_refs)
         else:
-            values = RenderContext(self._context(node, ephemeral_refs, batch), self.manifest.macro_library)
+            values = RenderContext(
+                self._context(node, ephemeral_refs, batch),
+                self.manifest.macro_library,
+                package=self._package(node),
+            )
         if incremental is not None:
             values["is_incremental"] = lambda: incremental
         try:
@@ -773,6 +791,7 @@ class Compiler:
     def _resolvers(self, node: Node, ephemeral_refs: list[str]) -> dict[str, Callable[..., str]]:
         """`ref` and `source` for rendering `node`: relation names (ephemerals become CTE names)."""
         dialect = self.dialect
+        root = self.project.name
 
         def ref(*args: str, **_: Any) -> str:
             if not args:
@@ -780,7 +799,17 @@ class Compiler:
                     "ref() needs the name of a model", path=node.path, hint="e.g. {{ ref('orders') }}"
                 )
             name = str(args[-1])
-            target = self.by_name.get(name)
+            package = str(args[0]) if len(args) > 1 else None
+            # The usual case first: the root project's ref of its own model, without a search.
+            target = self.by_name.get(name) if package is None and node.package_name == root else None
+            if target is None and (
+                package is not None or node.package_name != root or self.resolver.package_nodes
+            ):
+                try:
+                    target = self.resolver.ref(name, package, node.package_name)
+                except UserError as exc:
+                    exc.location.path = node.path
+                    raise
             if target is None:
                 raise UserError(f"{node.name} refs {name!r}, which does not exist", path=node.path)
             if target.unique_id not in node.depends_on:
@@ -801,21 +830,35 @@ class Compiler:
             return target.relation.sql(dialect)
 
         def source(source_name: str, table_name: str) -> str:
-            candidate = self._sources.get((source_name, table_name))
-            if candidate is not None and candidate.external_location:
-                relation = candidate.relation
-                return RelationName(
-                    candidate.external_location,
-                    relation.database,
-                    relation.schema,
-                    relation.identifier,
-                    dialect,
-                )
+            candidate = self._sources.get((source_name, table_name)) if node.package_name == root else None
+            if candidate is None and (node.package_name != root or self.resolver.package_sources):
+                try:
+                    candidate = self.resolver.source(source_name, table_name, node.package_name)
+                except UserError as exc:
+                    exc.location.path = node.path
+                    raise
             if candidate is not None:
-                return candidate.relation.sql(dialect)
+                return self._source_relation(candidate)
             raise UserError(f"source {source_name}.{table_name} is not declared", path=node.path)
 
         return {"ref": ref, "source": source}
+
+    def _source_relation(self, source: Source) -> RelationName:
+        """What `source()` renders for a source table: its relation, or dbt-duckdb's external location."""
+        if source.external_location:
+            relation = source.relation
+            return RelationName(
+                source.external_location,
+                relation.database,
+                relation.schema,
+                relation.identifier,
+                self.dialect,
+            )
+        return source.relation.sql(self.dialect)
+
+    def _package(self, node: Node) -> str | None:
+        """The package whose macros a node's templates find first: its own (None: the root project)."""
+        return None if node.package_name == self.project.name else node.package_name
 
     def _static_context(self, node: Node, ephemeral_refs: list[str]) -> dict[str, Any]:
         """All a static program (jinja.Program.segments) can read: a fraction of the cost of
@@ -825,7 +868,7 @@ class Compiler:
         return {
             **self._resolvers(node, ephemeral_refs),
             "config": _renders_nothing,
-            "var": self._base["var"],
+            "var": self._vars.get(node.package_name) or self._base["var"],
             "env_var": self._base["env_var"],
             "this": node.relation.sql(self.dialect),
             "is_incremental": lambda: self.is_incremental(node),
@@ -844,6 +887,7 @@ class Compiler:
             model={
                 "name": node.name,
                 "unique_id": node.unique_id,
+                "package_name": node.package_name,
                 "config": node.config,
                 "original_file_path": node.original_file_path,
                 "schema": node.relation.schema,
@@ -855,6 +899,8 @@ class Compiler:
             should_store_failures=lambda: bool(node.config.get("store_failures")),
             **self._introspection(),
         )
+        if node.package_name in self._vars:
+            values["var"] = self._vars[node.package_name]
         if self.full_refresh:
             values["flags"] = type(values["flags"])(FULL_REFRESH=True, WHICH="run")
         return values

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import jinja2
 
@@ -61,8 +61,18 @@ from .nodes import (
     partition_columns,
     relation_name,
 )
+from .packages import Package
 from .parse_cache import ParseCache
-from .project import SECRET_ENV_MARKERS, Project, folder_prefix, iter_files, make_env_var, make_var
+from .project import (
+    SECRET_ENV_MARKERS,
+    Project,
+    _flatten_project_vars,
+    folder_prefix,
+    iter_files,
+    make_env_var,
+    make_var,
+    render_yaml_values,
+)
 from .yaml_lines import line_of, load_yaml
 
 if TYPE_CHECKING:
@@ -112,6 +122,9 @@ class Manifest:
     graph_lists: tuple[dict[str, list[str]], dict[str, list[str]], list[str]] | None = field(
         default=None, repr=False
     )
+    # The vars each installed package's templates see (package_vars()); none without packages.
+    package_vars: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _resolver: Resolver | None = field(default=None, repr=False)
 
     def save_caches(self, background: Background | None = None) -> None:
         """Write the load caches a cold load left to write, in a `background` child if given.
@@ -127,8 +140,14 @@ class Manifest:
             background.start("the load caches in target/", save)
 
     def by_name(self) -> dict[str, Node]:
-        """Nodes that `ref()` can name (tests cannot be referenced)."""
-        return {n.name: n for n in self.nodes.values() if n.resource_type not in ("test", "unit_test")}
+        """The root project's nodes that `ref()` can name (tests cannot be referenced)."""
+        return self.resolver().nodes
+
+    def resolver(self) -> Resolver:
+        """What `ref()` and `source()` name (built once)."""
+        if self._resolver is None:
+            self._resolver = Resolver.of(self)
+        return self._resolver
 
     def log(self, message: str) -> None:
         self.warnings.append(message)
@@ -173,6 +192,57 @@ def load_manifest(project: Project, *, use_cache: bool = True, fingerprints: boo
     return manifest
 
 
+@dataclass
+class _Scope:
+    """The project a part of the load reads: the root project, or an installed package whose
+    models, seeds, sources and tests are built as dbt builds them (named `<kind>.<package>.<name>`,
+    configured by its dbt_project.yml under the root project's, its refs searched as dbt does)."""
+
+    name: str
+    model_paths: list[Path]
+    seed_paths: list[Path]
+    test_paths: list[Path]
+    relpath: Callable[[Path], str]  # a file's path as manifest.json writes it
+    # Settings whose `models:`/`seeds:`/`data_tests:` blocks configure its nodes, lowest first:
+    # a package's own dbt_project.yml (rendered), then the root project's.
+    settings: list[dict[str, Any]]
+    vars: dict[str, Any]
+    docs: dict[str, Doc]
+    package: Package | None = None  # None: the root project
+    # Added to the macros' digest in the parse cache's key: a package's vars change its renders.
+    cache_salt: str = ""
+
+    def config(self, resource_type: str, parts: list[str]) -> dict[str, Any]:
+        """The settings' config of a node at `parts` (folders, then its name)."""
+        if len(self.settings) == 1:
+            return _folder_config(_settings_tree(self.settings[0], resource_type), self.name, parts)
+        config: dict[str, Any] = {}
+        for settings in self.settings:
+            config = merge_config(
+                config, _folder_config(_settings_tree(settings, resource_type), self.name, parts)
+            )
+        return config
+
+
+def _settings_tree(settings: dict[str, Any], resource_type: str) -> Any:
+    if resource_type == "test":
+        return settings.get("data_tests", settings.get("tests"))
+    return settings.get(f"{resource_type}s")
+
+
+def package_vars(project: Project, package: Package) -> dict[str, Any]:
+    """The vars a package's templates see, as dbt merges them: the package's own `vars:`
+    (global, then scoped under its name), under the root project's (global, then scoped under
+    the package's name), under --vars."""
+    own = package.settings.get("vars") or {}
+    root = project.settings.get("vars") or {}
+    return {
+        **(_flatten_project_vars(own, package.name) if isinstance(own, dict) else {}),
+        **(_flatten_project_vars(root, package.name) if isinstance(root, dict) else {}),
+        **project.cli_vars,
+    }
+
+
 class _Loader:
     def __init__(
         self,
@@ -197,7 +267,8 @@ class _Loader:
         self._description_context: dict[str, Any] | None = None  # built for the first that needs it
         self._description_templates: dict[str, jinja2.Template] = {}
         self._placeholders: dict[str, Any] | None = None  # built on first use: a cache hit needs none
-        self.package_models: dict[str, str] = {}  # model name -> installed package (not built)
+        self.packages: list[Package] = []  # installed (read by _load_macros)
+        self._root_scope: _Scope | None = None
 
     # ----------------------------------------------------------------- orchestration
 
@@ -218,6 +289,7 @@ class _Loader:
         macros = self._load_macros()
         return Manifest(
             project=self.project,
+            package_vars={package.name: package_vars(self.project, package) for package in self._built()},
             nodes=snapshot.nodes,
             sources=snapshot.sources,
             macros=macros,
@@ -242,46 +314,62 @@ class _Loader:
         project = self.project
         macros = self._load_macros()
         self.docs = self._load_docs()
+        root = self.root_scope
+        scopes = [root, *(self._package_scope(package) for package in self._built())]
         # Models' templates first: the early parse of their SQL starts while the YAML is read.
-        models = [(path, self._parse_file(path)) for path in iter_files(project.model_paths, (".sql",))]
-        properties = self._load_properties()
-        sources = self._build_sources(properties)
+        models = [
+            (scope, path, self._parse_file(path, scope))
+            for scope in scopes
+            for path in iter_files(scope.model_paths, (".sql",))
+        ]
+        properties = {scope.name: self._load_properties(scope) for scope in scopes}
+        sources: dict[str, Source] = {}
+        for scope in scopes:
+            sources.update(self._build_sources(properties[scope.name], scope))
         nodes: dict[str, Node] = {}
-        seen: dict[str, Path] = {}
+        seen: dict[str, dict[str, Path]] = {scope.name: {} for scope in scopes}  # per project, by name
         failures: list[UserError] = []  # every model that cannot be loaded is reported, not the first
-        for path, parsed in models:
+        for scope, path, parsed in models:
             try:
-                node = self._model_node(path, properties, parsed=parsed)
+                node = self._model_node(path, properties[scope.name], parsed=parsed, scope=scope)
             except UserError as exc:
                 failures.append(exc)
                 continue
-            self._check_unique(node, seen)
+            self._check_unique(node, seen[scope.name])
             if node.config.get("enabled", True) is not False:
                 nodes[node.unique_id] = node
         if failures:
             raise failures[0] if len(failures) == 1 else CompilationErrors(failures)
-        for path in iter_files(project.seed_paths, (".csv",)):
-            node = self._seed_node(path, properties)
-            self._check_unique(node, seen)
+        for scope in scopes:
+            for path in iter_files(scope.seed_paths, (".csv",)):
+                node = self._seed_node(path, properties[scope.name], scope)
+                self._check_unique(node, seen[scope.name])
+                if node.config.get("enabled", True) is not False:
+                    nodes[node.unique_id] = node
+        for node in self._snapshot_nodes(properties[root.name]):
+            self._check_unique(node, seen[root.name])
             if node.config.get("enabled", True) is not False:
                 nodes[node.unique_id] = node
-        for node in self._snapshot_nodes(properties):
-            self._check_unique(node, seen)
-            if node.config.get("enabled", True) is not False:
-                nodes[node.unique_id] = node
-        self._warn_unused_properties(properties, seen)
+        for scope in scopes:
+            self._warn_unused_properties(properties[scope.name], seen[scope.name])
         tests: dict[str, Node] = {}
-        for path in iter_files(project.test_paths, (".sql",)):
-            if not self._is_generic_test_file(path):
-                self._add_test(self._model_node(path, properties, "test"), tests)
-        for node in self._generic_tests(properties, nodes):
-            self._add_test(node, tests)
-        for entry, path in properties["unit_tests"].values():
-            unit = self._unit_test_node(entry, path, nodes, seen)
+        for scope in scopes:
+            for path in iter_files(scope.test_paths, (".sql",)):
+                if not self._is_generic_test_file(path, scope):
+                    self._add_test(self._model_node(path, properties[scope.name], "test", scope=scope), tests)
+            in_scope = (
+                nodes
+                if len(scopes) == 1
+                else {u: n for u, n in nodes.items() if n.package_name == scope.name}
+            )
+            for node in self._generic_tests(properties[scope.name], in_scope, scope):
+                self._add_test(node, tests)
+        for entry, path in properties[root.name]["unit_tests"].values():
+            unit = self._unit_test_node(entry, path, nodes, seen[root.name])
             if unit is not None:
                 self._add_test(unit, tests)
         nodes.update(tests)
-        exposure_nodes = self._exposures(properties)
+        exposure_nodes = self._exposures(properties[root.name])
         manifest = Manifest(
             project=project,
             nodes=nodes,
@@ -295,31 +383,91 @@ class _Loader:
             docs=self.docs,
             exposures=exposure_nodes,
             early_parse=self.early_parse,
+            package_vars={scope.name: scope.vars for scope in scopes[1:]},
         )
         for node in nodes.values():
             node.relation = self._relation(node, manifest)
-        _resolve_dependencies(
-            manifest,
-            disabled=set(seen) - {n.name for n in nodes.values()},
-            package_models=self.package_models,
-        )
+        if len(scopes) > 1:
+            _check_relations_unique(nodes.values(), self.project)
+        if len(scopes) == 1:
+            disabled = {(root.name, name) for name in set(seen[root.name]) - {n.name for n in nodes.values()}}
+        else:
+            enabled = {(n.package_name, n.name) for n in nodes.values()}
+            disabled = {(p, name) for p, names in seen.items() for name in names} - enabled
+        _resolve_dependencies(manifest, disabled)
         return manifest
 
+    @property
+    def root_scope(self) -> _Scope:
+        if self._root_scope is None:
+            project = self.project
+            self._root_scope = _Scope(
+                name=project.name,
+                model_paths=project.model_paths,
+                seed_paths=project.seed_paths,
+                test_paths=project.test_paths,
+                relpath=project.relpath,
+                settings=[project.settings],
+                vars=project.vars,
+                docs=self.docs,
+            )
+        return self._root_scope
+
+    def _built(self) -> list[Package]:
+        """The installed packages that have model or seed folders: their nodes are built too."""
+        return [p for p in self.packages if any(f.is_dir() for f in (*p.model_paths, *p.seed_paths))]
+
+    def _package_scope(self, package: Package) -> _Scope:
+        project = self.project
+        prefix = folder_prefix(package.root)
+
+        def relpath(path: Path) -> str:
+            text = str(path)
+            return text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else path.as_posix()
+
+        variables = package_vars(project, package)
+        context = {
+            "env_var": make_env_var(project.secrets),
+            "var": make_var(variables, package.settings_path.name),
+        }
+        # Its config blocks are rendered as the root's settings are (`+schema: "{{ var('x') }}"`);
+        # hooks when they run. Its `vars:` are defaults, rendered by nobody (as dbt reads them).
+        own = {
+            key: render_yaml_values(package.settings[key], context, package.settings_path, key)
+            for key in ("models", "seeds", "data_tests", "tests")
+            if key in package.settings
+        }
+        found = []
+        for path in iter_files([*package.model_paths, *package.seed_paths, *package.macro_paths], (".md",)):
+            found += doc_blocks.read_doc_blocks(path, _read(path), self.env, package.name, relpath(path))
+        docs = {**doc_blocks.index_docs(found, relpath), **self.docs}  # the root's first, as dbt searches
+        return _Scope(
+            name=package.name,
+            model_paths=list(package.model_paths),
+            seed_paths=list(package.seed_paths),
+            test_paths=list(package.test_paths),
+            relpath=relpath,
+            settings=[own, project.settings],
+            vars=variables,
+            docs=docs,
+            package=package,
+            cache_salt=hashlib.sha256(repr(variables).encode()).hexdigest(),
+        )
+
     def _exposures(self, properties: dict[str, Any]) -> dict[str, Exposure]:
+        """The root project's exposures (a package's are not read, as its snapshots are not)."""
+        scope = self.root_scope
         found: dict[str, Exposure] = {}
         for entry, path in properties["exposures"].values():
+            folders = self._yaml_folders(path, scope)
             exposure = exposures.read_exposure(
                 entry,
                 path,
-                package=self.project.name,
-                original_file_path=self.project.relpath(path),
-                folders=self._yaml_folders(path),
-                folder_config=_folder_config(
-                    self._settings_tree("exposure"),
-                    self.project.name,
-                    [*self._yaml_folders(path), str(entry.get("name"))],
-                ),
-                description=self._description(entry, path),
+                package=scope.name,
+                original_file_path=scope.relpath(path),
+                folders=folders,
+                folder_config=scope.config("exposure", [*folders, str(entry.get("name"))]),
+                description=self._description(entry, path, scope),
                 env=self.env,
             )
             if exposure.config.get("enabled", True) is not False:
@@ -340,11 +488,11 @@ class _Loader:
             )
         tests[node.unique_id] = node
 
-    def _is_generic_test_file(self, path: Path) -> bool:
+    def _is_generic_test_file(self, path: Path, scope: _Scope) -> bool:
         # `<test-path>/generic/` holds `{% test %}` macros and `fixtures/` unit test rows (dbt's layout).
         return any(
             path.is_relative_to(folder / sub)
-            for folder in self.project.test_paths
+            for folder in scope.test_paths
             for sub in ("generic", "fixtures")
         )
 
@@ -374,14 +522,8 @@ class _Loader:
             for name, line in library.add_file(path, source):
                 uid = f"macro.{project.name}.{name}"
                 macros[uid] = Macro(uid, name, path, project.relpath(path), source, line)
-        for package in packages.installed(project):
-            models = [path.stem for path in iter_files(list(package.model_paths), (".sql",))]
-            if models:
-                self.package_models.update(dict.fromkeys(models, package.name))
-                self.warnings.append(
-                    f"package {package.name} has {len(models)} models, which sqlflow does not build yet "
-                    "(its macros and tests work); a ref to one of them is an error"
-                )
+        self.packages = packages.installed(project)
+        for package in self.packages:
             for path in iter_files(package.macro_folders, (".sql",)):
                 source = self._read(path)
                 relative = path.relative_to(package.root).as_posix()
@@ -400,13 +542,16 @@ class _Loader:
             )
         return doc_blocks.index_docs(found, self.project.relpath)
 
-    def _description(self, entry: dict[str, Any], path: Path | str | None) -> str:
+    def _description(
+        self, entry: dict[str, Any], path: Path | str | None, scope: _Scope | None = None
+    ) -> str:
         """An entry's `description`, with `{{ doc('name') }}` (and other Jinja) rendered."""
         text = str(entry.get("description") or "")
         if "{{" not in text and "{%" not in text:
             return text
         line = line_of(entry, "description")
-        doc = doc_blocks.doc_function(self.docs, self.project.name, path, line)
+        docs, name = (self.docs, self.project.name) if scope is None else (scope.docs, scope.name)
+        doc = doc_blocks.doc_function(docs, name, path, line)
         only_doc = doc_blocks.ONLY_DOC_CALL.fullmatch(text.strip())
         if only_doc:  # most are just `{{ doc('name') }}`: no template to compile
             return doc(only_doc.group(2))
@@ -427,12 +572,16 @@ class _Loader:
                 hint="quote Jinja in YAML, e.g. description: '{{ doc(\"orders\") }}'",
             ) from exc
 
-    def _columns(self, entry: dict[str, Any], path: Path | str | None) -> dict[str, Column]:
-        return _columns(entry, path, self._description)
+    def _columns(
+        self, entry: dict[str, Any], path: Path | str | None, scope: _Scope | None = None
+    ) -> dict[str, Column]:
+        if scope is None or scope.package is None:
+            return _columns(entry, path, self._description)
+        return _columns(entry, path, lambda column, where: self._description(column, where, scope))
 
     # ----------------------------------------------------------------- properties YAML
 
-    def _load_properties(self) -> dict[str, dict[str, tuple[dict[str, Any], Path]]]:
+    def _load_properties(self, scope: _Scope) -> dict[str, dict[str, tuple[dict[str, Any], Path]]]:
         """name -> (entry, file) for models and seeds; sources keep their own list."""
         found: dict[str, dict[str, Any]] = {
             "models": {},
@@ -442,7 +591,9 @@ class _Loader:
             "unit_tests": {},
             "exposures": {},
         }
-        folders = self.project.model_paths + self.project.seed_paths + self.project.snapshot_paths
+        folders = scope.model_paths + scope.seed_paths
+        if scope.package is None:
+            folders += self.project.snapshot_paths
         for path in iter_files(folders, PROPERTIES_SUFFIXES):
             data = self.cache.yaml(path) if self.cache else load_yaml(path)
             if data is None:
@@ -460,7 +611,7 @@ class _Loader:
                             f"{key[:-1]} {name!r} is described twice",
                             path=path,
                             line=line_of(entry),
-                            hint=f"also in {self.project.relpath(previous)}; keep one entry",
+                            hint=f"also in {scope.relpath(previous)}; keep one entry",
                         )
                     found[key][name] = (entry, path)
             for entry in _entries(data, "sources", path):
@@ -499,31 +650,32 @@ class _Loader:
                         f"{name!r}, which does not exist"
                     )
 
-    def _build_sources(self, properties: dict[str, Any]) -> dict[str, Source]:
+    def _build_sources(self, properties: dict[str, Any], scope: _Scope) -> dict[str, Source]:
         sources: dict[str, Source] = {}
         for source_name, (entry, path) in properties["sources"].items():
-            schema = entry.get("schema") or source_name
-            database = entry.get("database")
+            # Rendered as dbt renders them: `schema: "{{ var('stripe_schema', 'stripe') }}"`.
+            schema = self._source_field(entry, "schema", scope, path) or source_name
+            database = self._source_field(entry, "database", scope, path)
             for table in entry.get("tables") or []:
                 if not isinstance(table, dict) or not isinstance(table.get("name"), str):
                     raise UserError(
                         f"source {source_name!r} has a table without a name", path=path, line=line_of(table)
                     )
                 name = table["name"]
-                uid = f"source.{self.project.name}.{source_name}.{name}"
+                uid = f"source.{scope.name}.{source_name}.{name}"
                 sources[uid] = Source(
                     unique_id=uid,
                     source_name=source_name,
                     name=name,
                     relation=Relation(
-                        table.get("database") or database,
-                        str(table.get("schema") or schema),
-                        str(table.get("identifier") or name),
+                        self._source_field(table, "database", scope, path) or database,
+                        str(self._source_field(table, "schema", scope, path) or schema),
+                        str(self._source_field(table, "identifier", scope, path) or name),
                     ),
-                    path=self.project.relpath(path),
+                    path=scope.relpath(path),
                     line=line_of(table),
-                    description=self._description(table, path),
-                    columns=self._columns(table, path),
+                    description=self._description(table, path, scope),
+                    columns=self._columns(table, path, scope),
                     loaded_at_field=table.get("loaded_at_field") or entry.get("loaded_at_field"),
                     freshness=table.get("freshness", entry.get("freshness")),
                     event_time=((table.get("config") or {}).get("event_time"))
@@ -531,21 +683,41 @@ class _Loader:
                     meta={**(entry.get("meta") or {}), **(table.get("meta") or {})},
                     external_location=_external_location(entry, table, str(schema), path),
                     tags=list(dict.fromkeys([*(entry.get("tags") or []), *(table.get("tags") or [])])),
-                    fqn=[self.project.name, source_name, name],
+                    fqn=[scope.name, source_name, name],
+                    package_name=None if scope.package is None else scope.name,
                 )
         return sources
 
+    def _source_field(self, entry: dict[str, Any], key: str, scope: _Scope, path: Path) -> Any:
+        """A source's or table's `database`, `schema` or `identifier`, Jinja rendered with the
+        vars of the project that declares it (empty: None)."""
+        value = entry.get(key)
+        if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
+            return value
+        context = {**self._context(execute=False), "var": make_var(scope.vars, "the settings file")}
+        try:
+            rendered = self.env.from_string(value).render(context).strip()
+        except UserError as exc:  # an undefined var, an env_var() without default
+            exc.location.path, exc.location.line = path, line_of(entry, key)
+            raise
+        except jinja2.TemplateError as exc:
+            raise UserError(
+                f"source {key}: {exc}", path=path, line=line_of(entry, key), hint="check the Jinja in it"
+            ) from exc
+        return rendered or None
+
     # ----------------------------------------------------------------- models and seeds
 
-    def _parse_file(self, path: Path) -> _ParsedFile:
+    def _parse_file(self, path: Path, scope: _Scope) -> _ParsedFile:
         """A model file's text and template, from the parse cache where unchanged; a new one's SQL
-        goes to the early parse."""
+        goes to the early parse (the root project's: the placeholders render with its vars)."""
         raw = self._read(path)
-        cached = self.cache.program(path, raw, self.macros.digest) if self.cache else None
+        cached = self.cache.program(path, raw, self.macros.digest + scope.cache_salt) if self.cache else None
         if cached is not None:
             return _ParsedFile(raw, *cached)
         program = parse_program(self.env, raw, path)
-        self._parse_early(f"model.{self.project.name}.{path.stem}", program)
+        if scope.package is None:
+            self._parse_early(f"model.{self.project.name}.{path.stem}", program)
         return _ParsedFile(raw, program, None)
 
     def _model_node(
@@ -555,27 +727,30 @@ class _Loader:
         resource_type: str = "model",
         block: tuple[str, str, int] | None = None,
         parsed: _ParsedFile | None = None,
+        scope: _Scope | None = None,
     ) -> Node:
         """A node from a SQL file: a model, a singular test, or one `{% snapshot %}` block (`block`)."""
         project = self.project
+        scope = scope or self.root_scope
         name, raw, line = block if block else (path.stem, parsed.raw if parsed else self._read(path), None)
-        rel = project.relpath(path)
+        rel = scope.relpath(path)
         base_paths = {
-            "model": project.model_paths,
-            "test": project.test_paths,
+            "model": scope.model_paths,
+            "test": scope.test_paths,
             "snapshot": project.snapshot_paths,
         }
         folders = _folders_within(path, base_paths[resource_type])
-        fqn = [project.name, *folders, name]
+        fqn = [scope.name, *folders, name]
         # A file holds several snapshot blocks; the cache keeps one program per file.
         cache = self.cache if block is None else None
+        macros_digest = self.macros.digest + scope.cache_salt
         if parsed is not None:
             program, loaded = parsed.program, parsed.loaded
         else:
-            hit = cache.program(path, raw, self.macros.digest) if cache else None
+            hit = cache.program(path, raw, macros_digest) if cache else None
             program, loaded = hit if hit else (parse_program(self.env, raw, path), None)
         # dbt matches settings config by fqn: folders, then the model's own name.
-        folder_config = _folder_config(self._settings_tree(resource_type), project.name, [*folders, name])
+        folder_config = scope.config(resource_type, [*folders, name])
         entry, patch_path = (
             properties[f"{resource_type}s"].get(name, ({}, None)) if resource_type != "test" else ({}, None)
         )
@@ -584,7 +759,7 @@ class _Loader:
         file_config = dict(program.static_config)
         if program.needs_load_render:
             if loaded is None:
-                loaded = self._load_render(program, name, config)
+                loaded = self._load_render(program, name, config, scope)
             loaded_refs, loaded_sources, loaded_config, env_reads = loaded
             self.env_reads.update(env_reads)  # also when the render came from the parse cache
             refs = list(dict.fromkeys([*refs, *loaded_refs]))
@@ -599,7 +774,7 @@ class _Loader:
             cache.remember(
                 path,
                 raw,
-                self.macros.digest,
+                macros_digest,
                 program,
                 loaded if program.needs_load_render and not reads_secret else None,
             )
@@ -622,10 +797,10 @@ class _Loader:
             if problem:
                 raise UserError(f"test {name}: {problem}", path=path)
         return Node(
-            unique_id=f"{resource_type}.{project.name}.{name}",
+            unique_id=f"{resource_type}.{scope.name}.{name}",
             resource_type=resource_type,
             name=name,
-            package_name=project.name,
+            package_name=scope.name,
             path=path,
             original_file_path=rel,
             fqn=fqn,
@@ -634,9 +809,9 @@ class _Loader:
             config=config,
             refs=refs,
             sources=sources,
-            description=self._description(entry, patch_path),
-            columns=self._columns(entry, patch_path),
-            patch_path=project.relpath(patch_path) if patch_path else None,
+            description=self._description(entry, patch_path, scope),
+            columns=self._columns(entry, patch_path, scope),
+            patch_path=scope.relpath(patch_path) if patch_path else None,
             program=program,
             line=line,
         )
@@ -682,15 +857,9 @@ class _Loader:
             found.append(self._model_node(path, properties, "snapshot", (name, body, line_of(entry) or 1)))
         return found
 
-    def _settings_tree(self, resource_type: str) -> Any:
-        settings = self.project.settings
-        if resource_type == "test":
-            return settings.get("data_tests", settings.get("tests"))
-        return settings.get(f"{resource_type}s")
-
     # ----------------------------------------------------------------- generic tests
 
-    def _generic_tests(self, properties: dict[str, Any], nodes: dict[str, Node]) -> list[Node]:
+    def _generic_tests(self, properties: dict[str, Any], nodes: dict[str, Node], scope: _Scope) -> list[Node]:
         """Nodes for the tests declared in YAML on models, seeds and source tables."""
         by_name = {n.name: n for n in nodes.values()}
         tests: list[Node] = []
@@ -700,14 +869,16 @@ class _Loader:
                 if target is None:
                     continue  # missing (warned above) or disabled: its tests go with it, as in dbt
                 parent = (RefCall(name, line_of(entry)), None)
-                tests += self._tests_of(entry, path, name, parent, target.unique_id, target.tags)
+                tests += self._tests_of(entry, path, name, parent, target.unique_id, target.tags, scope)
         for source_name, (entry, path) in properties["sources"].items():
             for table in entry.get("tables") or []:
                 table_name = str(table["name"])
-                uid = f"source.{self.project.name}.{source_name}.{table_name}"
+                uid = f"source.{scope.name}.{source_name}.{table_name}"
                 parent = (None, SourceCall(source_name, table_name, line_of(table)))
                 tags = [*(entry.get("tags") or []), *(table.get("tags") or [])]
-                tests += self._tests_of(table, path, f"source_{source_name}_{table_name}", parent, uid, tags)
+                tests += self._tests_of(
+                    table, path, f"source_{source_name}_{table_name}", parent, uid, tags, scope
+                )
         return tests
 
     def _tests_of(
@@ -718,6 +889,7 @@ class _Loader:
         parent: tuple[RefCall | None, SourceCall | None],
         attached: str,
         tags: list[str],
+        scope: _Scope,
     ) -> list[Node]:
         found: list[tuple[Any, str | None, int | None, bool, list[str]]] = []
         for column in entry.get("columns") or []:
@@ -740,7 +912,9 @@ class _Loader:
         nodes = []
         for raw, column_name, line, quote, column_tags in found:
             spec = data_tests.parse_entry(raw, column_name=column_name, path=path, line=line, quote=quote)
-            nodes.append(self._test_node(spec, path, target_name, parent, attached, [*tags, *column_tags]))
+            nodes.append(
+                self._test_node(spec, path, target_name, parent, attached, [*tags, *column_tags], scope)
+            )
         return nodes
 
     def _test_node(
@@ -751,11 +925,12 @@ class _Loader:
         parent: tuple[RefCall | None, SourceCall | None],
         attached: str,
         tags: list[str],
+        scope: _Scope,
     ) -> Node:
         project = self.project
         full_name = f"{spec.namespace}.{spec.test_name}" if spec.namespace else spec.test_name
         builtin = spec.namespace is None and spec.test_name in data_tests.BUILTIN_TESTS
-        if not builtin and self.macros.find(f"test_{spec.test_name}", spec.namespace) is None:
+        if not builtin and _test_macro(self.macros, spec.test_name, spec.namespace, scope.name) is None:
             raise UserError(
                 f"unknown test {full_name!r}",
                 path=path,
@@ -770,8 +945,8 @@ class _Loader:
                 ),
             )
         name = data_tests.node_name(spec, target_name)
-        folders = self._yaml_folders(path)
-        config = _folder_config(self._settings_tree("test"), project.name, [*folders, name])
+        folders = self._yaml_folders(path, scope)
+        config = scope.config("test", [*folders, name])
         config = merge_config(merge_config(config, {"tags": tags}), spec.config)
         problem = data_tests.check_config(config)
         if problem:
@@ -784,13 +959,13 @@ class _Loader:
             sources += [SourceCall(s.source_name, s.table_name, spec.line) for s in program.sources]
         identity = json.dumps([full_name, target_name, spec.kwargs, spec.config], sort_keys=True, default=str)
         return Node(
-            unique_id=f"test.{project.name}.{name}",
+            unique_id=f"test.{scope.name}.{name}",
             resource_type="test",
             name=name,
-            package_name=project.name,
+            package_name=scope.name,
             path=path,
-            original_file_path=project.relpath(path),
-            fqn=[project.name, *folders, name],
+            original_file_path=scope.relpath(path),
+            fqn=[scope.name, *folders, name],
             raw_code=f"{{{{ {spec.namespace + '.' if spec.namespace else ''}test_{spec.test_name}(**_dbt_generic_test_kwargs) }}}}",
             checksum=hashlib.sha256(identity.encode()).hexdigest(),
             config=config,
@@ -845,10 +1020,9 @@ class _Loader:
                 line=line_of(entry, "given") or line,
             )
         config = merge_config(
-            _folder_config(self._settings_tree("unit_test"), project.name, [model_name, name]),
-            dict(entry.get("config") or {}),
+            self.root_scope.config("unit_test", [model_name, name]), dict(entry.get("config") or {})
         )
-        folders = self._yaml_folders(path)
+        folders = self._yaml_folders(path, self.root_scope)
         identity = json.dumps(metadata, sort_keys=True, default=repr)
         return Node(
             unique_id=f"unit_test.{project.name}.{model_name}.{name}",
@@ -868,44 +1042,40 @@ class _Loader:
             attached_node=model.unique_id,
         )
 
-    def _yaml_folders(self, path: Path) -> list[str]:
+    def _yaml_folders(self, path: Path, scope: _Scope) -> list[str]:
         """The folders of a properties file inside its resource folder (the fqn of what it declares).
 
         Cached: every test declared in a file needs it, and pathlib is slow at thousands of calls."""
         if path not in self._folders:
-            roots = self.project.model_paths + self.project.seed_paths + self.project.snapshot_paths
+            roots = scope.model_paths + scope.seed_paths + self.project.snapshot_paths
             base = next((p for p in roots if path.is_relative_to(p)), path.parent)
             self._folders[path] = list(path.relative_to(base).parent.parts)
         return self._folders[path]
 
-    def _seed_node(self, path: Path, properties: dict[str, Any]) -> Node:
-        project = self.project
-        base = next(p for p in project.seed_paths if path.is_relative_to(p))
+    def _seed_node(self, path: Path, properties: dict[str, Any], scope: _Scope) -> Node:
+        base = next(p for p in scope.seed_paths if path.is_relative_to(p))
         folders = list(path.relative_to(base).parent.parts)
         entry, patch_path = properties["seeds"].get(path.stem, ({}, None))
-        config = merge_config(
-            _folder_config(project.settings.get("seeds"), project.name, [*folders, path.stem]),
-            dict(entry.get("config") or {}),
-        )
+        config = merge_config(scope.config("seed", [*folders, path.stem]), dict(entry.get("config") or {}))
         _check_retries(config, path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return Node(
-            unique_id=f"seed.{project.name}.{path.stem}",
+            unique_id=f"seed.{scope.name}.{path.stem}",
             resource_type="seed",
             name=path.stem,
-            package_name=project.name,
+            package_name=scope.name,
             path=path,
-            original_file_path=project.relpath(path),
-            fqn=[project.name, *folders, path.stem],
+            original_file_path=scope.relpath(path),
+            fqn=[scope.name, *folders, path.stem],
             raw_code="",
             checksum=digest,
             config=config,
-            description=self._description(entry, patch_path),
-            columns=self._columns(entry, patch_path),
-            patch_path=project.relpath(patch_path) if patch_path else None,
+            description=self._description(entry, patch_path, scope),
+            columns=self._columns(entry, patch_path, scope),
+            patch_path=scope.relpath(patch_path) if patch_path else None,
         )
 
-    def _load_render(self, program: Program, name: str, config: dict[str, Any]):
+    def _load_render(self, program: Program, name: str, config: dict[str, Any], scope: _Scope):
         """Render once with recording functions to find what the static pass could not."""
         refs: list[RefCall] = []
         sources: list[SourceCall] = []
@@ -932,6 +1102,8 @@ class _Loader:
             return ""
 
         values = self._context(execute=False)
+        if scope.package is not None:
+            values["var"] = make_var(scope.vars, scope.package.settings_path.name)
         read_env = values["env_var"]
 
         def env_var(name: str, default: Any = None) -> Any:
@@ -948,10 +1120,10 @@ class _Loader:
             is_incremental=lambda: False,
             model={
                 "name": name,
-                "unique_id": f"model.{self.project.name}.{name}",
+                "unique_id": f"model.{scope.name}.{name}",
                 "config": config,
                 "resource_type": "model",
-                "package_name": self.project.name,
+                "package_name": scope.name,
                 # As configured so far; a generate_alias_name/generate_schema_name macro runs later.
                 "alias": str(config.get("alias") or name),
                 "schema": self.project.target.schema,
@@ -964,7 +1136,8 @@ class _Loader:
             },
             schema=self.project.target.schema,
         )
-        render(program, self.env, RenderContext(values, self.macros))
+        package = None if scope.package is None else scope.name
+        render(program, self.env, RenderContext(values, self.macros, package=package))
         return refs, sources, recorded, env_reads
 
     def _context(self, *, execute: bool) -> dict[str, Any]:
@@ -1027,6 +1200,35 @@ class _Loader:
             schema = default_schema_name(project, custom_schema)
             identifier = alias or node.name
         return Relation(node.config.get("database"), str(schema).strip(), str(identifier).strip())
+
+
+def _check_relations_unique(nodes: Any, project: Project) -> None:
+    """Two nodes may not build one relation (dbt's rule); checked where packages add nodes
+    (within the project, names are unique and aliases rarely collide)."""
+    built: dict[Relation, Node] = {}
+    for node in nodes:
+        if node.resource_type in ("test", "unit_test") or node.is_ephemeral or node.relation is None:
+            continue
+        other = built.setdefault(node.relation, node)
+        if other is not node:
+            relation = ".".join(
+                p for p in (node.relation.database, node.relation.schema, node.relation.identifier) if p
+            )
+            raise UserError(
+                f"{other.unique_id} and {node.unique_id} both build {relation}",
+                path=node.path,
+                hint="give one an alias or a schema of its own (for a package's node: `models: <package>: "
+                "+schema: ...` in the project's settings)",
+            )
+
+
+def _test_macro(macros: MacroLibrary, test_name: str, namespace: str | None, package: str) -> Path | None:
+    """The file of a generic test's macro: in `namespace` if named, else the root project's,
+    then (for a test in a package's YAML) the package's own."""
+    found = macros.find(f"test_{test_name}", namespace)
+    if found is None and namespace is None and package != macros.root_name:
+        found = macros.find(f"test_{test_name}", package)
+    return found
 
 
 def _external_location(source: dict[str, Any], table: dict[str, Any], schema: str, path: Path) -> str | None:
@@ -1132,41 +1334,120 @@ def _call_macro(context: RenderContext, name: str, value: Any, node_info: dict[s
         ) from exc
 
 
-def _resolve_dependencies(manifest: Manifest, disabled: set[str], package_models: dict[str, str]) -> None:
-    by_name = manifest.by_name()
-    source_ids = {(s.source_name, s.name): uid for uid, s in manifest.sources.items()}
+@dataclass
+class Resolver:
+    """What `ref()` and `source()` name, as dbt resolves them. With a package named
+    (`ref('pkg', 'm')`), that package's; else the root project's, then the calling node's own
+    package's, then the one other package that has it. Where several other packages have it,
+    the call is ambiguous (dbt would take one of them silently): an error naming them."""
+
+    root: str
+    nodes: dict[str, Node]  # the root project's nodes that ref() can name, by name
+    sources: dict[tuple[str, str], Source]  # the root project's source tables
+    # Installed packages' nodes and source tables, by package; empty without package models.
+    package_nodes: dict[str, dict[str, Node]] = field(default_factory=dict)
+    package_sources: dict[str, dict[tuple[str, str], Source]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Resolver:
+        root = manifest.project.name
+        refable = [n for n in manifest.nodes.values() if n.resource_type not in ("test", "unit_test")]
+        sources = list(manifest.sources.values())
+        if not manifest.package_vars:  # no package has nodes: the root project's alone
+            return cls(root, {n.name: n for n in refable}, {(s.source_name, s.name): s for s in sources})
+        resolver = cls(root, {}, {})
+        for node in refable:
+            if node.package_name == root:
+                resolver.nodes[node.name] = node
+            else:
+                resolver.package_nodes.setdefault(node.package_name, {})[node.name] = node
+        for source in sources:
+            if source.package_name in (None, root):
+                resolver.sources[(source.source_name, source.name)] = source
+            else:
+                key = (source.source_name, source.name)
+                resolver.package_sources.setdefault(source.package_name, {})[key] = source
+        return resolver
+
+    def ref(self, name: str, package: str | None = None, caller: str | None = None) -> Node | None:
+        """The node `ref([package,] name)` names in a node of package `caller` (None: the root
+        project); None if there is none. A UserError (no location) if it is ambiguous."""
+        return self._find(self.nodes, self.package_nodes, name, package, caller, "ref", (name,))
+
+    def source(self, source_name: str, table_name: str, caller: str | None = None) -> Source | None:
+        """The source table `source(source_name, table_name)` names in a node of `caller`."""
+        key = (source_name, table_name)
+        return self._find(self.sources, self.package_sources, key, None, caller, "source", key)
+
+    def _find(
+        self,
+        root: dict[Any, Any],
+        by_package: dict[str, dict[Any, Any]],
+        key: Any,
+        package: str | None,
+        caller: str | None,
+        function: str,
+        args: tuple[str, ...],
+    ) -> Any:
+        if package is not None and package != self.root:
+            return by_package.get(package, {}).get(key)
+        found = root.get(key)
+        if found is not None or package is not None or not by_package:
+            return found
+        if caller is not None and caller != self.root:
+            found = by_package.get(caller, {}).get(key)
+            if found is not None:
+                return found
+        having = sorted(name for name, items in by_package.items() if key in items)
+        if len(having) > 1:
+            quoted = ", ".join(f"'{arg}'" for arg in args)
+            if function == "ref":
+                hint = "name the package: " + " or ".join(f"ref('{name}', {quoted})" for name in having)
+            else:  # source() has no package argument in dbt
+                hint = "rename the source in one of the packages, or declare it in the project"
+            raise UserError(
+                f"{function}({quoted}) is ambiguous: packages {', '.join(having)} "
+                + ("both" if len(having) == 2 else "all")
+                + " have it",
+                hint=hint,
+            )
+        return by_package[having[0]][key] if having else None
+
+
+def _resolve_dependencies(manifest: Manifest, disabled: set[tuple[str, str]]) -> None:
+    """Each node's `depends_on`, from its refs and sources. `disabled`: (package, name) of the
+    nodes left out by `enabled: false`, which a ref may not name."""
+    resolver = manifest.resolver()
+    root = manifest.project.name
+    root_nodes, root_sources = resolver.nodes, resolver.sources
     for node in [*manifest.nodes.values(), *manifest.exposures.values()]:
         depends: list[str] = []
+        caller = node.package_name
         for ref in node.refs:
-            target = by_name.get(ref.name)
+            # The root project's ref of its own node first: no search, as before packages.
+            target = root_nodes.get(ref.name) if ref.package is None and caller == root else None
             if target is None:
-                if ref.name in disabled:
-                    raise UserError(
-                        f"{node.name} refs {ref.name!r}, which is disabled",
-                        path=node.path,
-                        line=ref.line,
-                        hint=f"enable {ref.name} or remove the ref",
-                    )
-                if ref.name in package_models:
-                    raise UserError(
-                        f"{node.name} refs {ref.name!r}, a model of package {package_models[ref.name]!r}",
-                        path=node.path,
-                        line=ref.line,
-                        hint="sqlflow builds the macros and tests of packages, not their models yet; "
-                        "copy the model into the project, or build it with dbt",
-                    )
-                close = difflib.get_close_matches(ref.name, list(by_name), n=1)
-                raise UserError(
-                    f"{node.name} refs {ref.name!r}, which does not exist",
-                    path=node.path,
-                    line=ref.line,
-                    hint=f"did you mean {close[0]!r}?" if close else "check the model's file name",
-                )
+                try:
+                    target = resolver.ref(ref.name, ref.package, caller)
+                except UserError as exc:
+                    exc.message = f"{node.name}: {exc.message}"
+                    exc.location.path, exc.location.line = node.path, ref.line
+                    raise
+            if target is None:
+                _missing_ref(node, ref, disabled, resolver, root)
             depends.append(target.unique_id)
         for call in node.sources:
-            uid = source_ids.get((call.source_name, call.table_name))
-            if uid is None:
-                known = [f"{s}.{t}" for s, t in source_ids]
+            source = root_sources.get((call.source_name, call.table_name)) if caller == root else None
+            if source is None:
+                try:
+                    source = resolver.source(call.source_name, call.table_name, caller)
+                except UserError as exc:
+                    exc.message = f"{node.name}: {exc.message}"
+                    exc.location.path, exc.location.line = node.path, call.line
+                    raise
+            if source is None:
+                known = [f"{s}.{t}" for s, t in resolver.sources]
+                known += [f"{s}.{t}" for items in resolver.package_sources.values() for s, t in items]
                 close = difflib.get_close_matches(f"{call.source_name}.{call.table_name}", known, n=1)
                 raise UserError(
                     f"{node.name} uses source {call.source_name!r}.{call.table_name!r}, which is not declared",
@@ -1175,8 +1456,42 @@ def _resolve_dependencies(manifest: Manifest, disabled: set[str], package_models
                     hint=(f"did you mean {close[0]!r}? " if close else "")
                     + "declare it under `sources:` in a YAML file in models/",
                 )
-            depends.append(uid)
+            depends.append(source.unique_id)
         node.depends_on = list(dict.fromkeys(depends))
+
+
+def _missing_ref(
+    node: Node, ref: RefCall, disabled: set[tuple[str, str]], resolver: Resolver, root: str
+) -> NoReturn:
+    """Raise the error for a ref that names no node: disabled, an unknown package, or unknown."""
+    call = f"ref('{ref.package}', '{ref.name}')" if ref.package else repr(ref.name)
+    unknown_package = ref.package is not None and ref.package not in (root, *resolver.package_nodes)
+    if unknown_package and (ref.package, ref.name) not in disabled:
+        raise UserError(
+            f"{node.name} refs {call}: no package named {ref.package!r} has models",
+            path=node.path,
+            line=ref.line,
+            hint=f"check the package's name (its dbt_project.yml `name`); the project is {root!r}, "
+            "and `sqlflow deps` installs the packages of packages.yml",
+        )
+    packages = [ref.package or root] if ref.package else [root, node.package_name, *resolver.package_nodes]
+    if any((package, ref.name) in disabled for package in packages):
+        raise UserError(
+            f"{node.name} refs {call}, which is disabled",
+            path=node.path,
+            line=ref.line,
+            hint=f"enable {ref.name} or remove the ref",
+        )
+    names = list(resolver.nodes)
+    if ref.package:
+        names = list(resolver.package_nodes.get(ref.package, resolver.nodes if ref.package == root else {}))
+    close = difflib.get_close_matches(ref.name, names, n=1)
+    raise UserError(
+        f"{node.name} refs {call}, which does not exist",
+        path=node.path,
+        line=ref.line,
+        hint=f"did you mean {close[0]!r}?" if close else "check the model's file name",
+    )
 
 
 # --------------------------------------------------------------------------- helpers

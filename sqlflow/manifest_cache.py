@@ -5,8 +5,9 @@ node: reading the properties YAML, merging config, naming relations, resolving r
 input changed at all, this cache skips that work and unpickles the nodes as they were built.
 
 Its key is a digest of every input a load reads: the path and content of every file under the
-project's model, seed, snapshot, macro and test folders and of every `.md` file under its docs
-folders; the settings and vars; the target; the sqlflow and Python versions; and `SQLFLOW_*`/
+project's model, seed, snapshot, macro and test folders, and under each installed package's
+model, seed, macro and test folders, with its dbt_project.yml, and of every `.md` file under
+the project's docs folders; the settings and vars; the target; the sqlflow and Python versions; and `SQLFLOW_*`/
 `DBT_*` environment variables. Environment variables read by `env_var()` while loading are
 recorded with their values and checked on use.
 A load that read a secret-looking variable is not cached (the nodes may hold its value).
@@ -81,7 +82,10 @@ def inputs_key(project: Project, sql_read: dict[str, bytes] | None = None) -> st
         *project.snapshot_paths,
         *project.macro_paths,
         *project.test_paths,
+        # Installed packages' macros, and their models, seeds, YAML and tests, which are built too.
         *(folder for package in installed for folder in package.macro_folders),
+        *(folder for package in installed for folder in (*package.model_paths, *package.seed_paths)),
+        *(folder for package in installed for folder in package.test_paths),
     ]
     table_path = project.target_path / FILE_DIGESTS
     known = _read_file_digests(table_path)

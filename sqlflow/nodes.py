@@ -259,6 +259,7 @@ class Source:
     meta: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     fqn: list[str] = field(default_factory=list)
+    package_name: str | None = None  # None: the root project
 
 
 @dataclass

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ class Package:
     macro_paths: tuple[Path, ...]
     test_paths: tuple[Path, ...]
     model_paths: tuple[Path, ...]
+    seed_paths: tuple[Path, ...] = ()
+    # Its dbt_project.yml as read (not rendered): `models:`/`seeds:` config and `vars:` defaults.
+    settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def macro_folders(self) -> list[Path]:
@@ -102,6 +105,8 @@ def read_package(root: Path) -> Package:
         macro_paths=paths("macro-paths", ["macros"]),
         test_paths=paths("test-paths", ["tests"]),
         model_paths=paths("model-paths", ["models"]),
+        seed_paths=paths("seed-paths", ["seeds"]),
+        settings=settings,
     )
 
 

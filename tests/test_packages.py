@@ -410,24 +410,21 @@ def test_config_set_inside_a_package_test_is_a_default_under_the_yaml_config(mak
     assert "Got 1 result" in result.output
 
 
-def test_package_models_are_named_when_not_built(make_project, tmp_path):
+def test_a_macro_package_with_a_model_folder_builds_its_model_too(make_project, tmp_path):
     package = write_package(tmp_path / "mini_utils")
     (package / "models").mkdir()
     (package / "models" / "calendar.sql").write_text("select 1 as day")
     project = make_project(
-        {"packages.yml": f"packages:\n  - local: {package}\n", "models/m.sql": "select 1 as x"}
+        {
+            "packages.yml": f"packages:\n  - local: {package}\n",
+            "models/m.sql": "select * from {{ ref('calendar') }}",
+        }
     )
     assert project.cli("deps").exit_code == 0
-    result = project.cli("compile")
+    result = project.cli("run")
     assert result.exit_code == 0, result.output
-    assert "package mini_utils has 1 models, which sqlflow does not build yet" in result.output
-    project.write("models/m.sql", "select * from {{ ref('calendar') }}")
-    assert_user_error(
-        project.cli("compile"),
-        "m refs 'calendar', a model of package 'mini_utils'",
-        "models/m.sql:1",
-        "not their models",
-    )
+    assert "does not build" not in result.output
+    assert project.query("select day from m") == [(1,)]
 
 
 @pytest.mark.parametrize("install_path", [".", "models", "..", "macros/.."])
