@@ -22,7 +22,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -133,6 +133,12 @@ def parse_program(env: jinja2.Environment, source: str, path: Path) -> Program:
     if segments is None:
         program.code = env.compile(ast, name=path.name, filename=str(path))
     return program
+
+
+def as_jinja_program(env: jinja2.Environment, program: Program) -> Program:
+    """`program` rendered by Jinja rather than the static interpreter, and at load time too."""
+    code = env.compile(program.source, name=program.path.name, filename=str(program.path))
+    return replace(program, segments=None, needs_load_render=True, code=code)
 
 
 # --------------------------------------------------------------------------- the fast scanner
@@ -613,8 +619,11 @@ def _interpret(segments: list[Any], context: dict[str, Any]) -> str:
             parts.append(segment)
         elif segment[0] == "call":
             _, name, args, kwargs, line = segment
+            function = context[name]
+            if getattr(function, "jinja_pass_arg", None) is not None:  # var(): renders in the context
+                args = (context, *args)
             try:
-                parts.append(str(context[name](*args, **dict(kwargs))))
+                parts.append(str(function(*args, **dict(kwargs))))
             except UserError as exc:  # e.g. env_var()/var() undefined: report the call's line
                 exc.location.line = exc.location.line or line
                 raise

@@ -36,6 +36,7 @@ from .jinja import (
     MacroLibrary,
     Program,
     RenderContext,
+    as_jinja_program,
     base_context,
     make_environment,
     parse_program,
@@ -68,6 +69,7 @@ from .project import (
     Project,
     _flatten_project_vars,
     folder_prefix,
+    is_template,
     iter_files,
     make_env_var,
     make_var,
@@ -211,6 +213,11 @@ class _Scope:
     package: Package | None = None  # None: the root project
     # Added to the macros' digest in the parse cache's key: a package's vars change its renders.
     cache_salt: str = ""
+    # Vars whose value is Jinja, rendered where var() is called (project.render_var).
+    template_vars: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.template_vars = frozenset(name for name, value in self.vars.items() if is_template(value))
 
     def config(self, resource_type: str, parts: list[str]) -> dict[str, Any]:
         """The settings' config of a node at `parts` (folders, then its name)."""
@@ -715,10 +722,22 @@ class _Loader:
         cached = self.cache.program(path, raw, self.macros.digest + scope.cache_salt) if self.cache else None
         if cached is not None:
             return _ParsedFile(raw, *cached)
-        program = parse_program(self.env, raw, path)
+        program = self._program(raw, path, scope)
         if scope.package is None:
             self._parse_early(f"model.{self.project.name}.{path.stem}", program)
         return _ParsedFile(raw, program, None)
+
+    def _program(self, raw: str, path: Path, scope: _Scope) -> Program:
+        """The file's template. One whose static calls read a var holding Jinja is left to Jinja,
+        and rendered at load time: what that var refs or sources is known only once rendered."""
+        program = parse_program(self.env, raw, path)
+        if (
+            scope.template_vars
+            and program.segments is not None
+            and _reads_vars(program.segments, scope.template_vars)
+        ):
+            program = as_jinja_program(self.env, program)
+        return program
 
     def _model_node(
         self,
@@ -748,7 +767,7 @@ class _Loader:
             program, loaded = parsed.program, parsed.loaded
         else:
             hit = cache.program(path, raw, macros_digest) if cache else None
-            program, loaded = hit if hit else (parse_program(self.env, raw, path), None)
+            program, loaded = hit if hit else (self._program(raw, path, scope), None)
         # dbt matches settings config by fqn: folders, then the model's own name.
         folder_config = scope.config(resource_type, [*folders, name])
         entry, patch_path = (
@@ -1303,6 +1322,19 @@ def placeholder_relation(kind: str, *names: str) -> tuple[str, ...]:
     """The parts of the placeholder for `ref(name)`, `source(source, table)` or `this` in the
     early parse: a schema of its own per kind, so that no two can be confused."""
     return (f"__sqlflow_{kind}__", *names) if names else (f"__sqlflow_{kind}__", kind)
+
+
+def _reads_vars(segments: list[Any], names: frozenset[str]) -> bool:
+    for segment in segments:
+        if isinstance(segment, str) or segment[0] == "this":
+            continue
+        if segment[0] == "call" and segment[1] == "var" and segment[2] and segment[2][0] in names:
+            return True
+        if segment[0] == "if_incremental" and (
+            _reads_vars(segment[1], names) or _reads_vars(segment[2], names)
+        ):
+            return True
+    return False
 
 
 def _reads_env(segments: list[Any]) -> bool:

@@ -24,10 +24,12 @@ from .yaml_lines import LineDict, line_of, load_yaml
 SETTINGS_FILES = ("sqlflow.yml", "dbt_project.yml")
 SECRET_FIELD_NAMES = ("password", "token", "secret", "private_key", "pass")
 SECRET_ENV_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
-# Values rendered later, in the context of a node or of the run (dbt defers these too).
+# Values rendered later, in the context of a node or of the run (dbt defers these too): `vars`
+# when var() reads them, so a var may hold `{{ source('shop', 'orders') }}`.
 DEFERRED_KEYS = {
     *("pre-hook", "post-hook", "+pre-hook", "+post-hook", "pre_hook", "post_hook"),
     *("on-run-start", "on-run-end"),
+    "vars",
 }
 
 
@@ -363,11 +365,17 @@ def _check_dialect(dialect: str, settings: dict[str, Any], path: Path) -> str:
 
 
 def make_var(values: dict[str, Any], settings_name: str = "the settings file"):
-    """The `var(name, default)` Jinja function over `values`."""
+    """The `var(name, default)` Jinja function over `values`.
 
-    def var(name: str, default: Any = None) -> Any:
+    A string value holding Jinja is rendered where var() is called, with that template's names,
+    as dbt renders vars: `vars: {orders: "{{ source('shop', 'orders') }}"}` makes `var('orders')`
+    the source's relation (and, at load time, a dependency on it). A default is never rendered."""
+
+    @jinja2.pass_context
+    def var(context: Any, name: str, default: Any = None) -> Any:
         if name in values:
-            return values[name]
+            value = values[name]
+            return render_var(context, value) if is_template(value) else value
         if default is not None:
             return default
         raise UserError(
@@ -376,6 +384,21 @@ def make_var(values: dict[str, Any], settings_name: str = "the settings file"):
         )
 
     return var
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def render_var(context: Any, value: str) -> str:
+    """`value` rendered with the names of `context`: the calling template's Jinja context, or the
+    mapping the static interpreter renders with."""
+    if isinstance(context, jinja2.runtime.Context):
+        environment, names = context.environment, context.parent
+    else:
+        environment, names = _YAML_ENV, context
+    template = environment.from_string(value)
+    return environment.concat(template.root_render_func(template.new_context(names, shared=True)))
 
 
 def _flatten_project_vars(project_vars: dict[str, Any], project_name: str) -> dict[str, Any]:

@@ -258,3 +258,47 @@ def test_ref_resolution_order_and_errors(shop, tmp_path):
     assert_user_error(shop.cli("compile"), "report refs 'legacy', which is disabled", "models/report.sql:1")
     shop.write("models/report.sql", "select * from {{ ref('nope_pkg', 'order_totals') }}\n")
     assert_user_error(shop.cli("compile"), "no package named 'nope_pkg'", "models/report.sql:1")
+
+
+def test_a_package_var_holding_a_source_points_its_model_at_the_projects_table(make_project, tmp_path):
+    # Fivetran's source packages: `vars: {stripe__charge: "{{ source('stripe', 'charge') }}"}` in
+    # their dbt_project.yml, `select * from {{ var('stripe__charge') }}` in their models; the
+    # project may point the var at a table of its own.
+    package = write_files(
+        tmp_path / "pay_pkg",
+        {
+            "dbt_project.yml": """\
+                name: pay_pkg
+                config-version: 2
+                vars:
+                  pay_pkg:
+                    pay__charges: "{{ source('pay', 'charges') }}"
+                """,
+            "models/src.yml": "sources:\n  - name: pay\n    schema: raw\n    tables: [{name: charges}]\n",
+            "models/stg_charges.sql": "select id, amount from {{ var('pay__charges') }}\n",
+        },
+    )
+    settings = (
+        "name: proj\nprofile: proj\non-run-start:\n  - create schema if not exists raw\n"
+        "  - create or replace table raw.charges as select 1 as id, 5 as amount\n"
+    )
+    project = make_project({"packages.yml": f"packages:\n  - local: {package}\n"}, settings=settings)
+    assert project.cli("deps").exit_code == 0
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select id, amount from stg_charges") == [(1, 5)]
+    manifest = json.loads((project.root / "target" / "manifest.json").read_text())
+    assert manifest["nodes"]["model.pay_pkg.stg_charges"]["depends_on"]["nodes"] == [
+        "source.pay_pkg.pay.charges"
+    ]
+
+    # The project's own var wins, and may name one of the project's models.
+    project.write("models/my_charges.sql", "select 2 as id, 7 as amount")
+    project.write(
+        "sqlflow.yml", settings + "vars:\n  pay_pkg:\n    pay__charges: \"{{ ref('my_charges') }}\"\n"
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.query("select id, amount from stg_charges") == [(2, 7)]
+    manifest = json.loads((project.root / "target" / "manifest.json").read_text())
+    assert manifest["nodes"]["model.pay_pkg.stg_charges"]["depends_on"]["nodes"] == ["model.proj.my_charges"]

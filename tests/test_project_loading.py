@@ -302,6 +302,45 @@ def test_var_in_ref_is_resolved_at_load_time(make_project):
     assert project.scalar("select src from pick") == "b"
 
 
+def test_a_var_holding_jinja_is_rendered_where_it_is_used_and_its_refs_are_dependencies(make_project):
+    # As dbt renders vars (Fivetran's packages point their models at sources this way).
+    settings = (
+        "name: proj\nprofile: proj\nvars:\n"
+        "  events_relation: \"{{ source('raw', 'events') }}\"\n"
+        "  upstream: \"{{ ref('late') }}\"\n"
+        "  label: \"{{ 'ev' ~ 'ents' }}\"\n"
+        "  literal: 3\n"
+    )
+    project = make_project(
+        {
+            "models/raw.yml": "sources:\n  - name: raw\n    schema: main\n    tables: [{name: events}]\n",
+            "models/late.sql": "select 2 as n",
+            "models/uses.sql": "select '{{ var(\"label\") }}' as label, n + {{ var('literal') }} as n "
+            "from {{ var('upstream') }}, {{ var('events_relation') }}",
+        },
+        settings=settings,
+    )
+    duckdb.connect(str(project.db_path)).execute("create table main.events as select 1 as id").close()
+    assert sorted(names(project.cli("ls", "-s", "+uses", "--output", "name"))) == [
+        "late",
+        "raw.events",
+        "uses",
+    ]
+    ok(project.cli("run"))
+    assert project.query("select label, n from uses") == [("events", 5)]
+    compiled = (project.root / "target" / "compiled" / "proj" / "models" / "uses.sql").read_text()
+    assert '"main"."late"' in compiled and '"main"."events"' in compiled
+    manifest = json.loads((project.root / "target" / "manifest.json").read_text())
+    assert sorted(manifest["nodes"]["model.proj.uses"]["depends_on"]["nodes"]) == [
+        "model.proj.late",
+        "source.proj.raw.events",
+    ]
+    # A default is used as given, never rendered (as in dbt).
+    project.write("models/uses.sql", 'select \'{{ var("missing", "{{ not rendered }}") }}\' as d')
+    ok(project.cli("run", "-s", "uses"))
+    assert project.scalar("select d from uses") == "{{ not rendered }}"
+
+
 # --------------------------------------------------------------------------- config precedence
 
 
