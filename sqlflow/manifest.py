@@ -628,25 +628,23 @@ class _Loader:
                 found["sources"][name] = (entry, path)
             for entry in _entries(data, "unit_tests", path):
                 key = (str(entry.get("model")), str(entry.get("name")))
-                if key in found["unit_tests"]:
-                    raise UserError(
-                        f"unit test {key[1]!r} of {key[0]} is defined twice",
-                        path=path,
-                        line=line_of(entry),
-                        hint=f"also in {self.project.relpath(found['unit_tests'][key][1])}; rename one",
-                    )
-                found["unit_tests"][key] = (entry, path)
+                self._add_once(found["unit_tests"], key, entry, path, f"unit test {key[1]!r} of {key[0]}")
             for entry in _entries(data, "exposures", path):
                 name = str(entry.get("name"))
-                if name in found["exposures"]:
-                    raise UserError(
-                        f"exposure {name!r} is defined twice",
-                        path=path,
-                        line=line_of(entry),
-                        hint=f"also in {self.project.relpath(found['exposures'][name][1])}; rename one",
-                    )
-                found["exposures"][name] = (entry, path)
+                self._add_once(found["exposures"], name, entry, path, f"exposure {name!r}")
         return found
+
+    def _add_once(
+        self, found: dict[Any, Any], key: Any, entry: dict[str, Any], path: Path, what: str
+    ) -> None:
+        if key in found:
+            raise UserError(
+                f"{what} is defined twice",
+                path=path,
+                line=line_of(entry),
+                hint=f"also in {self.project.relpath(found[key][1])}; rename one",
+            )
+        found[key] = (entry, path)
 
     def _warn_unused_properties(self, properties: dict[str, Any], seen: dict[str, Path]) -> None:
         for key in ("models", "seeds", "snapshots"):

@@ -108,3 +108,14 @@ def make_project(tmp_path: Path) -> Callable[..., Project]:
         return project
 
     return make
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A dbt Hub on localhost (package_support.FakeHub) that `sqlflow deps` reads."""
+    from package_support import FakeHub
+
+    server = FakeHub()
+    monkeypatch.setenv("SQLFLOW_HUB_URL", server.url)
+    yield server
+    server.close()

@@ -106,3 +106,8 @@ def commit(repo: Path, files: dict[str, str], tag: str | None = None) -> str:
     if tag:
         git("tag", tag, cwd=repo)
     return git("rev-parse", "HEAD", cwd=repo)
+
+
+def publish_mini_utils(hub: FakeHub, *versions: str) -> None:
+    for version in versions:
+        hub.publish("acme/mini_utils", version, hub_package("mini_utils", version))

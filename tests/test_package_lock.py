@@ -3,8 +3,7 @@ is unchanged, and resolves again on --upgrade or a changed packages.yml; `--lock
 
 from __future__ import annotations
 
-import pytest
-from package_support import FakeHub, commit, hub_package, write_files
+from package_support import commit, hub_package, publish_mini_utils, write_files
 from test_user_errors import assert_user_error
 
 # dbt-core's own sha1_hash (1.8.10 and 1.11.16 agree) of the packages.yml below.
@@ -14,25 +13,12 @@ PACKAGES = (
 PACKAGES_SHA1 = "2d3b97c7a3bf7f5d93749c822869680fb55000d3"
 
 
-@pytest.fixture
-def hub(monkeypatch):
-    server = FakeHub()
-    monkeypatch.setenv("SQLFLOW_HUB_URL", server.url)
-    yield server
-    server.close()
-
-
-def publish(hub, *versions: str) -> None:
-    for version in versions:
-        hub.publish("acme/mini_utils", version, hub_package("mini_utils", version))
-
-
 def lock_of(project) -> str:
     return (project.root / "package-lock.yml").read_text()
 
 
 def test_the_lock_names_every_package_pinned_as_dbt_writes_it(make_project, tmp_path, hub):
-    publish(hub, "1.0.0", "1.1.0", "2.0.0")
+    publish_mini_utils(hub, "1.0.0", "1.1.0", "2.0.0")
     repo = tmp_path / "deep"
     tagged = commit(repo, hub_package("deep", "1"), tag="v1")
     commit(repo, hub_package("deep", "2"))  # the branch moves on: the lock names v1's commit
@@ -63,7 +49,7 @@ def test_the_lock_names_every_package_pinned_as_dbt_writes_it(make_project, tmp_
 
 
 def test_a_current_lock_keeps_its_versions_until_upgrade(make_project, tmp_path, hub):
-    publish(hub, "1.0.0", "1.1.0")
+    publish_mini_utils(hub, "1.0.0", "1.1.0")
     repo = tmp_path / "deep"
     first = commit(repo, hub_package("deep", "1"))
     project = make_project(
@@ -77,7 +63,7 @@ def test_a_current_lock_keeps_its_versions_until_upgrade(make_project, tmp_path,
     assert "version: 1.1.0\n" in locked and f"revision: {first}\n" in locked
 
     # Newer versions appear; packages.yml is unchanged: the lock's versions are installed.
-    publish(hub, "1.2.0")
+    publish_mini_utils(hub, "1.2.0")
     second = commit(repo, hub_package("deep", "2"))
     result = project.cli("deps")
     assert result.exit_code == 0, result.output
@@ -94,13 +80,13 @@ def test_a_current_lock_keeps_its_versions_until_upgrade(make_project, tmp_path,
 
 
 def test_a_changed_packages_yml_is_resolved_again(make_project, tmp_path, hub):
-    publish(hub, "1.0.0", "1.1.0")
+    publish_mini_utils(hub, "1.0.0", "1.1.0")
     write_files(tmp_path / "helpers", {"dbt_project.yml": "name: helpers\nconfig-version: 2\n"})
     project = make_project(
         {"packages.yml": PACKAGES, "models/v.sql": "select {{ mini_utils.version() }} as v"}
     )
     assert project.cli("deps").exit_code == 0
-    publish(hub, "1.2.0")
+    publish_mini_utils(hub, "1.2.0")
 
     # As dbt: the digest is of the entries, so a comment or a layout change keeps the lock.
     project.write(
@@ -121,7 +107,7 @@ def test_a_changed_packages_yml_is_resolved_again(make_project, tmp_path, hub):
 
 
 def test_deps_lock_writes_the_lock_and_installs_nothing(make_project, hub):
-    publish(hub, "1.0.0")
+    publish_mini_utils(hub, "1.0.0")
     project = make_project(
         {"packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: ">=1.0.0"\n'}
     )
@@ -131,7 +117,7 @@ def test_deps_lock_writes_the_lock_and_installs_nothing(make_project, hub):
     assert "version: 1.0.0\n" in lock_of(project)
     assert not (project.root / "dbt_packages").exists()
 
-    publish(hub, "1.1.0")
+    publish_mini_utils(hub, "1.1.0")
     result = project.cli("deps", "--lock")  # current: left as it is
     assert result.exit_code == 0 and "is current" in result.output
     assert "version: 1.0.0\n" in lock_of(project)
@@ -146,7 +132,7 @@ def test_deps_lock_writes_the_lock_and_installs_nothing(make_project, hub):
 
 def test_a_lock_dbt_1_8_wrote_is_installed_as_it_is(make_project, hub):
     # dbt before 1.9 writes no `name:`. The digest is the one dbt-core 1.8.10 computes.
-    publish(hub, "1.0.0", "1.1.0")
+    publish_mini_utils(hub, "1.0.0", "1.1.0")
     project = make_project(
         {
             "packages.yml": "packages:\n  - package: acme/mini_utils\n    version: [\">=1.0.0\", '<2.0.0']\n",
@@ -164,7 +150,7 @@ def test_a_lock_dbt_1_8_wrote_is_installed_as_it_is(make_project, hub):
 
 
 def test_a_malformed_lock_is_an_error_that_says_what_to_do(make_project, hub):
-    publish(hub, "1.0.0")
+    publish_mini_utils(hub, "1.0.0")
     project = make_project(
         {"packages.yml": 'packages:\n  - package: acme/mini_utils\n    version: ">=1.0.0"\n'}
     )

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from package_support import FakeHub, commit, hub_package, write_files
+from package_support import FakeHub, commit, hub_package, publish_mini_utils, write_files
 from test_user_errors import assert_user_error
 
 PACKAGE_SETTINGS = "name: mini_utils\nversion: '1.0.0'\nconfig-version: 2\n"
@@ -509,20 +509,6 @@ def test_a_rendered_install_path_is_where_deps_installs_and_the_load_reads(with_
 
 
 # --------------------------------------------------------------------------- a package's own packages
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    """A dbt Hub on localhost (package_support.FakeHub) that `sqlflow deps` reads."""
-    server = FakeHub()
-    monkeypatch.setenv("SQLFLOW_HUB_URL", server.url)
-    yield server
-    server.close()
-
-
-def publish_mini_utils(hub, *versions: str) -> None:
-    for version in versions:
-        hub.publish("acme/mini_utils", version, hub_package("mini_utils", version))
 
 
 def test_deps_installs_what_a_package_needs_and_the_project_builds_with_it(make_project, tmp_path, hub):
