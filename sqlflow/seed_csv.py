@@ -8,10 +8,11 @@ the column gets the next wider type that holds every value instead:
 
 - an empty field is NULL; a column with no value at all is `integer`;
 - numbers: `integer` when no value has a fractional part (after dropping trailing zeros: `1.0`,
-  `1e3` count as whole) and all fit in 32 bits, else `bigint`, else `decimal(38, 0)`, else
-  `double`; any fractional part, `NaN` or `inf` makes the column `double`. Leading zeros, a `+`,
-  spaces around the number and `_` between digits are accepted, as DuckDB does. `$`, `%` and
-  thousands separators (which agate strips, and DuckDB refuses) leave the column `varchar`;
+  `1e3` count as whole) and all fit in 32 bits, else `bigint`, else `decimal(38, 0)` up to 28
+  digits; any fractional part, more than 28 whole digits (agate's precision), `NaN` or `inf` make
+  the column `double`. Leading zeros, a `+`, spaces around the number and `_` between digits are
+  accepted, as DuckDB does. `$`, `%` and thousands separators (which agate strips, and DuckDB
+  refuses) leave the column `varchar`;
 - `date`: `YYYY-M-D` (one- or two-digit month and day);
 - `timestamp`: `YYYY-M-D H:M:S` in every row, or ISO 8601 `YYYY-MM-DDTHH:MM[:SS[.f]]` with an
   optional `Z` or `+HH[:MM]` offset, which is dropped (the wall-clock time is kept) in every row;
@@ -73,9 +74,11 @@ _ISO_DATETIME, _ISO_DATETIMES = _forms(
 _, _BOOLEANS = _forms("true|false", re.IGNORECASE)
 _BOOLEAN = {"true": True, "false": False}
 _STRIP = " \t\n\v\f\r"
-# agate finds a column's decimal places with Decimal.normalize() in Python's default context.
-_AGATE_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emin=-999999, Emax=999999)
-_INT32, _INT64, _DECIMAL38 = 2**31, 2**63, 10**38
+# agate finds a column's decimal places with Decimal.normalize() in Python's default context, and
+# counts a number of more whole digits than its precision as having decimal places (float8).
+_AGATE_DIGITS = 28
+_AGATE_CONTEXT = Context(prec=_AGATE_DIGITS, rounding=ROUND_HALF_EVEN, Emin=-999999, Emax=999999)
+_INT32, _INT64 = 2**31, 2**63
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
@@ -137,34 +140,43 @@ def infer_type(values: Sequence[str | None]) -> str:
 
 def _number_type(values: list[str], column: str) -> str | None:
     """integer, bigint, decimal(38, 0) or double when every value is a number DuckDB reads; else None."""
-    if _WHOLES.fullmatch(column) and max(map(len, values)) <= 40:
-        numbers = list(map(int, values))
-        return _integer_type(min(numbers), max(numbers))
+    if _WHOLES.fullmatch(column):
+        longest = max(map(len, values))
+        if longest <= 9:
+            return "integer"  # nine characters hold no number past 999,999,999
+        if longest <= _AGATE_DIGITS:
+            numbers = list(map(int, values))
+            return _integer_type(min(numbers), max(numbers))
     if not _DOUBLES.fullmatch(column):
         return None
-    # Numbers, some with a fraction, an exponent, NaN or inf: one by one, as agate reads them.
+    # Numbers, some with a fraction, an exponent, NaN or inf, or long: one by one, as agate reads them.
+    exponents = "e" in column or "E" in column  # NaN, inf and infinity have none
     fraction = False  # a value has decimal places: agate's float8
+    wide = False  # a value has more whole digits than agate's precision: float8 too
     whole = True  # every value is in DuckDB's integer syntax
     low = high = 0
     for value in values:
         if fraction:  # double, unless agate cannot read an exponent
+            if not exponents:
+                break
             if ("e" in value or "E" in value) and _decimal(value) is None:
                 return None
             continue
         if _WHOLE.fullmatch(value):
-            if len(value.strip(_STRIP).lstrip("+-").lstrip("0_")) > 40:
-                whole = False  # too big for any integer type (and for int() to read)
+            if len(value) > _AGATE_DIGITS and _whole_places(value) > _AGATE_DIGITS:
+                wide = True
                 continue
             number = int(value)
         elif _INTEGER_TEXT.fullmatch(value):
             decimal = _decimal(value)
             if decimal is None:
                 return None
-            if _has_places(decimal):
+            places, whole_places = _places(decimal)
+            if places:
                 fraction = True
                 continue
-            if decimal.adjusted() >= 38:
-                whole = False  # too big for any integer type
+            if whole_places > _AGATE_DIGITS:
+                wide = True
                 continue
             number = int(decimal.to_integral_value(ROUND_HALF_UP))
         else:  # NaN, inf, or an exponent with `_`
@@ -172,14 +184,16 @@ def _number_type(values: list[str], column: str) -> str | None:
             decimal = _decimal(value)
             if decimal is None:
                 return None
-            if decimal.is_finite() and _has_places(decimal):
-                fraction = True
+            if decimal.is_finite():
+                places, whole_places = _places(decimal)
+                fraction = fraction or places > 0
+                wide = wide or whole_places > _AGATE_DIGITS
             continue
         if number < low:
             low = number
         elif number > high:
             high = number
-    return "double" if fraction or not whole else _integer_type(low, high)
+    return "double" if fraction or wide or not whole else _integer_type(low, high)
 
 
 def _integer_type(low: int, high: int) -> str:
@@ -187,9 +201,11 @@ def _integer_type(low: int, high: int) -> str:
         return "integer"  # dbt-duckdb's type: every value fits
     if low >= -_INT64 and high < _INT64:
         return "bigint"  # dbt-duckdb fails here: its integer column cannot hold the values
-    if low > -_DECIMAL38 and high < _DECIMAL38:
-        return "decimal(38, 0)"
-    return "double"
+    return "decimal(38, 0)"  # at most 28 digits here; dbt-duckdb fails too
+
+
+def _whole_places(value: str) -> int:
+    return len(value.strip(_STRIP).lstrip("+-").replace("_", "").lstrip("0"))
 
 
 def _decimal(value: str) -> Decimal | None:
@@ -200,12 +216,16 @@ def _decimal(value: str) -> Decimal | None:
         return None
 
 
-def _has_places(decimal: Decimal) -> bool:
-    """agate's MaxPrecision: decimal places after trailing zeros are dropped (1.50 has one, 1e3 none)."""
+def _places(decimal: Decimal) -> tuple[int, int]:
+    """(decimal places, whole places) of a finite number as agate's MaxPrecision counts them: after
+    rounding to its 28 digits and dropping trailing zeros (1.50 has one place, 1e3 none, 1e30 31
+    whole places)."""
     try:
-        return decimal.normalize(_AGATE_CONTEXT).as_tuple().exponent < 0  # type: ignore[operator]
+        normalized = decimal.normalize(_AGATE_CONTEXT)
     except ArithmeticError:  # beyond the context's exponent range
-        return False
+        return 0, _AGATE_DIGITS + 1
+    _, digits, exponent = normalized.as_tuple()
+    return max(-exponent, 0), len(digits) + exponent  # type: ignore[operator]
 
 
 def _date(value: str) -> datetime.date | None:

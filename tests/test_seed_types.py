@@ -60,7 +60,10 @@ CASES = [
         [1, 99999999999999999999],
         dbt_fails=True,
     ),
-    Case("above_38_digits", ["1", "1" * 39], "DOUBLE", [1.0, float("1" * 39)], dbt_fails=True),
+    Case("exponent_above_int64", ["1e27", "2"], "DECIMAL(38,0)", [10**27, 2], dbt_fails=True),
+    # ...and past 28 digits (agate's precision) they count as having decimal places: float8
+    Case("above_28_digits", ["1", "1" * 29], "DOUBLE", [1.0, float("1" * 29)]),
+    Case("exponent_above_28_digits", ["1e30", "2"], "DOUBLE", [1e30, 2.0]),
     # numbers with a fraction
     Case("decimals", ["1.5", "2.25"], "DOUBLE", [1.5, 2.25]),
     Case("mixed_int_decimal", ["1", "2.5"], "DOUBLE", [1.0, 2.5]),
@@ -71,6 +74,7 @@ CASES = [
     Case("nan", ["NaN", "1.5"], "DOUBLE", [NAN, 1.5]),
     Case("infinities", ["Infinity", "-inf", "2.5"], "DOUBLE", [INF, -INF, 2.5]),
     Case("nan_alone", ["NaN", "nan"], "DOUBLE", [NAN, NAN], dbt_fails=True),
+    Case("whole_and_nan", ["1", "NaN"], "DOUBLE", [1.0, NAN], dbt_fails=True),
     # what agate reads as a number and DuckDB does not: text
     Case("thousands", ['"1,234"', '"5,678"'], "VARCHAR", ["1,234", "5,678"], dbt_fails=True),
     Case("currency", ['"$1,234"', "-$5"], "VARCHAR", ["$1,234", "-$5"], dbt_fails=True),
