@@ -31,6 +31,7 @@ import csv
 import datetime
 import math
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
@@ -98,7 +99,7 @@ def read_seed(path: Path, delimiter: str = ",") -> SeedTable:
         raise UserError(f"cannot read seed {path.name}: {exc}", path=path) from exc
     if not records or not records[0]:
         raise UserError(f"seed {path.name} has no header row", path=path, line=1)
-    header = [name.strip() for name in records[0]]
+    header = column_names(records[0])
     width = len(header)
     rows = records[1:]
     if any(length != width for length in set(map(len, rows))):  # one pass in C when all is well
@@ -114,6 +115,24 @@ def read_seed(path: Path, delimiter: str = ",") -> SeedTable:
                 )
     types = [infer_type(column) for column in zip(*rows, strict=True)] if rows else ["integer"] * width
     return SeedTable(header, types, rows)
+
+
+def column_names(header: list[str]) -> list[str]:
+    """The seed's column names, as agate (and so dbt) names them: an empty name is the column's
+    letter (`a`, `b`, ..., `aa`), a repeated one gets `_2`, `_3`... Unlike agate, names are trimmed
+    of surrounding spaces, and `A` repeats `a` (warehouses compare names ignoring case).
+    """
+    names: list[str] = []
+    taken: set[str] = set()
+    for index, written in enumerate(header):
+        base = written.strip() or string.ascii_lowercase[index % 26] * (index // 26 + 1)
+        name, repeat = base, 1
+        while name.lower() in taken:
+            repeat += 1
+            name = f"{base}_{repeat}"
+        names.append(name)
+        taken.add(name.lower())
+    return names
 
 
 def infer_type(values: Sequence[str | None]) -> str:

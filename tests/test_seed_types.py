@@ -324,3 +324,15 @@ def test_sqlite_has_no_nan_and_reads_infinities_from_numbers(make_project):
     with sqlite3.connect(project.root / "warehouse.sqlite") as connection:
         rows = connection.execute('select v from "floats" order by rowid').fetchall()
     assert rows == [(INF,), (-INF,), (None,), (2.5,)]
+
+
+def test_empty_and_repeated_header_names_are_named_as_dbt_names_them(make_project):
+    # agate names an unnamed column by its letter and numbers repeats; `A` repeats `a` for DuckDB
+    project = make_project({"seeds/names.csv": "a,a,,A, b \n1,2,3,4,5\n"})
+    result = project.cli("seed")
+    assert result.exit_code == 0, result.output
+    columns = project.query(
+        "select column_name from information_schema.columns where table_name = 'names' order by ordinal_position"
+    )
+    assert [c for (c,) in columns] == ["a", "a_2", "c", "A_3", "b"]
+    assert project.query("select * from names") == [(1, 2, 3, 4, 5)]
