@@ -19,7 +19,7 @@ from .errors import UserError
 from .manifest import Manifest
 from .nodes import Column, Node, Source
 from .runner import now_iso
-from .seed_csv import read_seed
+from .seed_csv import column_override, read_seed
 
 CATALOG_SCHEMA = "https://schemas.getdbt.com/dbt/catalog/v1.json"
 WAREHOUSE, SEED_FILE, YAML = "warehouse", "seed file", "yaml"
@@ -82,13 +82,13 @@ def _has_relation(resource: Node | Source) -> bool:
 
 def _seed_columns(node: Node) -> list[tuple[str, str | None]]:
     delimiter = str(node.config.get("delimiter") or ",")
-    overrides = {str(k).lower(): str(v) for k, v in (node.config.get("column_types") or {}).items()}
+    overrides = {str(k): str(v) for k, v in (node.config.get("column_types") or {}).items()}
     try:
         table = read_seed(node.path, delimiter)
     except UserError:
         return []  # `seed` reports a broken file; the docs show the seed without columns
     return [
-        (name, overrides.get(name.lower(), kind))
+        (name, column_override(overrides, name) or kind)
         for name, kind in zip(table.columns, table.types, strict=True)
     ]
 

@@ -121,7 +121,7 @@ def test_before_the_first_run_columns_come_from_seed_files_and_yaml(tmp_path):
     index = index_of(root)
     seed = details(root, index, "raw_payments")
     assert seed["catalog"] == "seed file"
-    assert {c["name"]: c.get("type") for c in seed["columns"]}["amount"] == "bigint"
+    assert {c["name"]: c.get("type") for c in seed["columns"]}["amount"] == "integer"
     orders = details(root, index, "orders")
     assert orders["catalog"] == "yaml"
     # Lineage still resolves: seeds' headers, then each model's traced columns downstream.
@@ -289,7 +289,7 @@ def test_docs_of_a_postgres_project_read_its_catalog_and_trace_its_quoted_relati
     assert {n["s"] for n in index["nodes"] if n["t"] in ("model", "seed")} == {postgres.schema}
     sales = details(project.root, index, "all_sales")
     assert sales["catalog"] == "warehouse"
-    assert {c["name"]: c["type"] for c in sales["columns"]} == {"id": "bigint", "doubled": "bigint"}
+    assert {c["name"]: c["type"] for c in sales["columns"]} == {"id": "integer", "doubled": "integer"}
     assert {c["name"]: c["up"] for c in sales["columns"]} == {
         "id": [[position["model.proj.stg_sales"], "id", "d"]],
         "doubled": [[position["model.proj.stg_sales"], "doubled", "d"]],

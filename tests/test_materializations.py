@@ -680,7 +680,7 @@ def test_seed_infers_types(make_project):
     assert result.exit_code == 0, result.output
     assert relation_type(project, "people") == "BASE TABLE"
     types = column_types(project, "people")
-    assert types["id"] in ("INTEGER", "BIGINT")
+    assert types["id"] == "INTEGER"  # as dbt-duckdb: integer while the values fit
     assert types["name"] == "VARCHAR"
     assert types["signed_up"] == "DATE"
     assert types["score"] == "DOUBLE"
@@ -707,7 +707,7 @@ def test_seed_column_types_from_settings(make_project):
     assert types["id"] == "VARCHAR"
     assert types["score"] == "DECIMAL(10,2)"
     assert types["signed_up"] == "DATE"
-    assert column_types(project, "other")["id"] in ("INTEGER", "BIGINT")
+    assert column_types(project, "other")["id"] == "INTEGER"
     assert project.query("select id from people where name = 'alice'") == [("1",)]
 
 

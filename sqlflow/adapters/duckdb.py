@@ -15,6 +15,7 @@ from ..errors import UserError, WarehouseError
 from ..lazy import exp
 from ..locking import FileLock, NoLock, RunLock
 from ..nodes import Relation
+from ..seed_csv import column_override, read_seed
 from .base import Adapter, QueryResult
 
 
@@ -205,19 +206,26 @@ class DuckDBAdapter(Adapter):
         }
 
     def csv_select(self, path: Path, column_types: dict[str, str], delimiter: str) -> exp.Query:
+        # Types inferred as dbt does (seed_csv), then DuckDB's own reader reads the file with them,
+        # as dbt-duckdb's COPY does: the same values, the same dialect sniffing.
+        table = read_seed(path, delimiter)
+        columns = exp.Struct(
+            expressions=[
+                exp.PropertyEQ(
+                    this=exp.Literal.string(name),
+                    expression=exp.Literal.string(
+                        column_override(column_types, name) or exp.DataType.build(inferred).sql("duckdb")
+                    ),
+                )
+                for name, inferred in zip(table.columns, table.types, strict=True)
+            ]
+        )
         options: list[exp.Expression] = [
             exp.Literal.string(str(path)),
             exp.EQ(this=exp.column("header"), expression=exp.true()),
             exp.EQ(this=exp.column("delim"), expression=exp.Literal.string(delimiter)),
+            exp.EQ(this=exp.column("columns"), expression=columns),
         ]
-        if column_types:
-            types = exp.Struct(
-                expressions=[
-                    exp.PropertyEQ(this=exp.Literal.string(name), expression=exp.Literal.string(kind))
-                    for name, kind in column_types.items()
-                ]
-            )
-            options.append(exp.EQ(this=exp.column("types"), expression=types))
         return exp.select("*").from_(exp.Table(this=exp.Anonymous(this="read_csv", expressions=options)))
 
     def describe(self) -> str:
