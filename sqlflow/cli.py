@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from . import __version__, artifacts, commands, scaffold, selection
 from .errors import UserError
-from .events import ConsoleReporter, EventHandler, JsonReporter
+from .events import ConsoleReporter, EventHandler, JsonReporter, Printer
 from .microbatch import Backfill
 from .project import parse_vars, read_settings
 
@@ -133,23 +131,23 @@ def _handled(func: Callable[..., int | None]) -> Callable[..., None]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         debug = kwargs.get("debug", False)
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        err = Printer(sys.stderr)
         try:
             code = func(*args, **kwargs) or EXIT_OK
         except UserError as exc:
             if debug:
                 traceback.print_exc()
-            err.print(f"[red]Error:[/] {escape(str(exc))}")
+            err.line(("Error:", "red"), (f" {exc}", ""))
             code = exc.exit_code
         except KeyboardInterrupt:
-            err.print("Interrupted.")
+            err.line(("Interrupted.", ""))
             code = EXIT_INTERRUPTED
         except Exception as exc:
             if debug:
                 traceback.print_exc()
-            err.print(f"[red]Internal error:[/] {escape(f'{type(exc).__name__}: {exc}')}")
+            err.line(("Internal error:", "red"), (f" {type(exc).__name__}: {exc}", ""))
             if not debug:
-                err.print("Run again with --debug for the traceback, and please report it.")
+                err.line(("Run again with --debug for the traceback, and please report it.", ""))
             code = EXIT_FAILED
         sys.exit(code)
 
@@ -491,7 +489,9 @@ def show(select, exclude, limit, **options):
     if options["log_format"] == "json":
         click.echo(json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=str))
         return
-    from rich.table import Table  # only `show` draws a table (5 ms of every other command's start)
+    # Only `show` draws a table: rich is imported here, not by every command's start.
+    from rich.console import Console
+    from rich.table import Table
 
     table = Table(*columns)
     for row in rows:

@@ -563,3 +563,48 @@ def test_show_honours_exclude(make_project):
     result = project.cli("show", "-s", "a", "b", "--exclude", "b", "--log-format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["columns"] == ["x"]
+
+
+def _report(force_terminal: bool | None) -> str:
+    import io
+
+    from sqlflow.events import ConsoleReporter, Event
+
+    stream = io.StringIO()
+    reporter = ConsoleReporter(stream=stream, force_terminal=force_terminal)
+    node = {"index": 1, "total": 1, "status": "error", "materialized": "table", "name": "[x]"}
+    for event in (
+        Event("run_started", "Running 1 node", data={"total": 1}),
+        Event("node_finished", "boom [red]x[/] :smile:", data={**node, "execution_time": 0.5}),
+        Event("run_finished", "Done.", level="error", data={"counts": {"error": 1}, "elapsed": 0.5}),
+    ):
+        reporter(event)
+    return stream.getvalue()
+
+
+def test_console_output_is_plain_text_off_a_terminal_and_coloured_on_one():
+    assert _report(False) == (
+        "Running 1 node\n1/1 ERROR table       [x] 0.50s\n      boom [red]x[/] :smile:\nDone. ERROR=1 in 0.50s\n"
+    )
+    coloured = _report(True)
+    assert "\x1b[31mERROR\x1b[0m" in coloured  # red
+    # Names and messages are shown as written: no markup or emoji codes read in them.
+    assert "[x]" in coloured and "boom [red]x[/] :smile:" in coloured
+    assert "Done." in coloured and "ERROR=1 in 0.50s" in coloured
+
+
+def test_commands_off_a_terminal_do_not_import_rich(tmp_path):
+    from shop_example import copy_example
+
+    code = (
+        "import sys; from sqlflow.cli import main\n"
+        "try: main(['ls', '--project-dir', sys.argv[1]])\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
+    )
+    root = copy_example(tmp_path / "shop")
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
