@@ -302,3 +302,26 @@ def test_a_package_var_holding_a_source_points_its_model_at_the_projects_table(m
     assert project.query("select id, amount from stg_charges") == [(2, 7)]
     manifest = json.loads((project.root / "target" / "manifest.json").read_text())
     assert manifest["nodes"]["model.pay_pkg.stg_charges"]["depends_on"]["nodes"] == ["model.proj.my_charges"]
+
+
+def test_a_unit_test_can_give_rows_for_a_packages_model(shop):
+    # The given input names a package's model: its built relation's columns type the rows
+    # (this looked the name up among the project's own models only, a KeyError).
+    shop.write(
+        "models/report_tests.yml",
+        """\
+        unit_tests:
+          - name: report_passes_totals_through
+            model: report
+            given:
+              - input: ref('order_totals')
+                rows:
+                  - {n: 2, total: 30, total_cents: 3000}
+            expect:
+              rows:
+                - {n: 2, total: 30, total_cents: 3000}
+        """,
+    )
+    assert shop.cli("build", "--exclude", "test_type:unit").exit_code == 0
+    result = shop.cli("test", "-s", "test_type:unit")
+    assert result.exit_code == 0, result.output
