@@ -325,3 +325,35 @@ def test_a_unit_test_can_give_rows_for_a_packages_model(shop):
     assert shop.cli("build", "--exclude", "test_type:unit").exit_code == 0
     result = shop.cli("test", "-s", "test_type:unit")
     assert result.exit_code == 0, result.output
+
+
+def test_an_env_var_in_a_packages_settings_is_seen_by_the_next_load(make_project, tmp_path, monkeypatch):
+    # The package's `+schema` reads an environment variable: a new value must not be served the
+    # schema the load cache kept from the last command.
+    package = write_files(
+        tmp_path / "env_pkg",
+        {
+            "dbt_project.yml": """\
+                name: env_pkg
+                models:
+                  env_pkg:
+                    +schema: "{{ env_var('SHOP_PKG_SCHEMA', 'first') }}"
+                """,
+            "models/pkg_model.sql": "select 1 as x\n",
+        },
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - local: {package}\n",
+            "models/reader.sql": "select * from {{ ref('pkg_model') }}\n",
+        }
+    )
+    assert project.cli("deps").exit_code == 0
+    compiled = project.root / "target" / "compiled" / "proj" / "models" / "reader.sql"
+    monkeypatch.delenv("SHOP_PKG_SCHEMA", raising=False)
+    assert project.cli("compile").exit_code == 0
+    assert '"main_first"."pkg_model"' in compiled.read_text()
+    monkeypatch.setenv("SHOP_PKG_SCHEMA", "second")
+    result = project.cli("compile")
+    assert result.exit_code == 0, result.output
+    assert '"main_second"."pkg_model"' in compiled.read_text()
