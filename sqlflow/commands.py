@@ -1008,7 +1008,10 @@ def run_unit_test(adapter: Adapter, compiler: Compiler, compiled: CompiledNode) 
                 if (s.source_name, s.name) == (source_name, table_name)
             )
         else:
-            upstream = manifest.by_name()[given["name"]]
+            # The node the model's ref names: a package's model when the project has none of that name.
+            upstream = manifest.resolver().ref(given["name"], None, model.package_name)
+            if upstream is None:
+                return None
             relation = None if upstream.is_ephemeral else upstream.relation
         if relation is None or compiler.relation_kind(relation) is None:
             return None

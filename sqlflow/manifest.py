@@ -433,8 +433,10 @@ class _Loader:
             return text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else path.as_posix()
 
         variables = package_vars(project, package)
+        # The load's env_var(), which records what it reads: the rendered config is in the cached
+        # nodes, and the load cache's key has the package's file, not the variables it reads.
         context = {
-            "env_var": make_env_var(project.secrets),
+            "env_var": self._context(execute=False)["env_var"],
             "var": make_var(variables, package.settings_path.name),
         }
         # Its config blocks are rendered as the root's settings are (`+schema: "{{ var('x') }}"`);

@@ -79,6 +79,10 @@ def installed(project: Project) -> list[Package]:
     return [found[name] for name in sorted(found)]
 
 
+# dbt's rule for a project name (dbt_project.yml `name`).
+_PACKAGE_NAME = re.compile(r"[^\d\W]\w*")
+
+
 def read_package(root: Path) -> Package:
     settings_path = root / "dbt_project.yml"
     settings = load_yaml(settings_path)
@@ -88,6 +92,15 @@ def read_package(root: Path) -> Package:
             path=settings_path,
             line=1,
             hint="reinstall the package (`sqlflow deps`)",
+        )
+    if not _PACKAGE_NAME.fullmatch(settings["name"]):
+        # The name is the folder it is installed in: `../../x` would put it outside the install
+        # folder (a downloaded package's own packages.yml can ask for any package).
+        raise UserError(
+            f"package name {settings['name']!r} is not a plain name",
+            path=settings_path,
+            line=line_of(settings, "name"),
+            hint="a dbt project's `name` is letters, digits and underscores, not starting with a digit",
         )
 
     def paths(key: str, default: list[str]) -> tuple[Path, ...]:

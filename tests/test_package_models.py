@@ -302,3 +302,58 @@ def test_a_package_var_holding_a_source_points_its_model_at_the_projects_table(m
     assert project.query("select id, amount from stg_charges") == [(2, 7)]
     manifest = json.loads((project.root / "target" / "manifest.json").read_text())
     assert manifest["nodes"]["model.pay_pkg.stg_charges"]["depends_on"]["nodes"] == ["model.proj.my_charges"]
+
+
+def test_a_unit_test_can_give_rows_for_a_packages_model(shop):
+    # The given input names a package's model: its built relation's columns type the rows
+    # (this looked the name up among the project's own models only, a KeyError).
+    shop.write(
+        "models/report_tests.yml",
+        """\
+        unit_tests:
+          - name: report_passes_totals_through
+            model: report
+            given:
+              - input: ref('order_totals')
+                rows:
+                  - {n: 2, total: 30, total_cents: 3000}
+            expect:
+              rows:
+                - {n: 2, total: 30, total_cents: 3000}
+        """,
+    )
+    assert shop.cli("build", "--exclude", "test_type:unit").exit_code == 0
+    result = shop.cli("test", "-s", "test_type:unit")
+    assert result.exit_code == 0, result.output
+
+
+def test_an_env_var_in_a_packages_settings_is_seen_by_the_next_load(make_project, tmp_path, monkeypatch):
+    # The package's `+schema` reads an environment variable: a new value must not be served the
+    # schema the load cache kept from the last command.
+    package = write_files(
+        tmp_path / "env_pkg",
+        {
+            "dbt_project.yml": """\
+                name: env_pkg
+                models:
+                  env_pkg:
+                    +schema: "{{ env_var('SHOP_PKG_SCHEMA', 'first') }}"
+                """,
+            "models/pkg_model.sql": "select 1 as x\n",
+        },
+    )
+    project = make_project(
+        {
+            "packages.yml": f"packages:\n  - local: {package}\n",
+            "models/reader.sql": "select * from {{ ref('pkg_model') }}\n",
+        }
+    )
+    assert project.cli("deps").exit_code == 0
+    compiled = project.root / "target" / "compiled" / "proj" / "models" / "reader.sql"
+    monkeypatch.delenv("SHOP_PKG_SCHEMA", raising=False)
+    assert project.cli("compile").exit_code == 0
+    assert '"main_first"."pkg_model"' in compiled.read_text()
+    monkeypatch.setenv("SHOP_PKG_SCHEMA", "second")
+    result = project.cli("compile")
+    assert result.exit_code == 0, result.output
+    assert '"main_second"."pkg_model"' in compiled.read_text()

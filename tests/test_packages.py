@@ -685,3 +685,13 @@ def test_a_git_package_required_with_and_without_a_revision_is_installed_at_it(m
     assert f"revision: {tagged}\n" in (project.root / "package-lock.yml").read_text()
     assert project.cli("run").exit_code == 0
     assert project.scalar("select v from v") == "1.0.0"
+
+
+def test_deps_refuses_a_package_name_that_would_install_it_outside_the_install_folder(make_project, tmp_path):
+    # The name is the folder the package is installed in: `../../x` escaped dbt_packages/.
+    write_files(tmp_path / "evil", {"dbt_project.yml": "name: ../../outside\n"})
+    project = make_project({"packages.yml": "packages:\n  - local: ../evil\n"})
+    assert_user_error(
+        project.cli("deps"), "package name '../../outside' is not a plain name", "dbt_project.yml"
+    )
+    assert not (tmp_path / "outside").exists() and not (project.root.parent.parent / "outside").exists()
