@@ -43,7 +43,7 @@ def write_json(path: Path, data: Any, secrets: Secrets | None = None) -> None:
     """Write `data` as compact JSON through a temporary file, secrets masked."""
     body = dump_bytes(data)
     if secrets is not None:
-        body = secrets.mask_bytes(body)
+        body = mask_json(body, secrets)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(body)
@@ -63,6 +63,15 @@ def dump_bytes(data: Any) -> bytes:
         return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:
         return json.dumps(data, default=str, separators=(",", ":")).encode()
+
+
+def mask_json(body: bytes, secrets: Secrets) -> bytes:
+    """`body`, JSON, with each secret masked as it is written inside a JSON string: as is, and
+    escaped (a quote or backslash in it, or any non-ASCII character where json.dumps wrote it)."""
+    for value in sorted(secrets.values, key=len, reverse=True):
+        for form in dict.fromkeys((orjson.dumps(value)[1:-1], json.dumps(value)[1:-1].encode())):
+            body = body.replace(form, b"*****")
+    return body
 
 
 def dumps(data: Any) -> str:

@@ -51,12 +51,6 @@ class Secrets:
             text = text.replace(value, "*****")
         return text
 
-    def mask_bytes(self, data: bytes) -> bytes:
-        """`mask` on UTF-8 text: a value's encoding matches only where the value does."""
-        for value in sorted(self.values, key=len, reverse=True):
-            data = data.replace(value.encode(), b"*****")
-        return data
-
 
 def make_env_var(secrets: Secrets):
     """The `env_var(name, default)` Jinja function; secret-looking variables are remembered."""

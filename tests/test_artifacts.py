@@ -481,12 +481,14 @@ def test_a_test_has_a_relation_name_only_when_it_stores_failures(make_project):
     assert nodes["test.proj.not_null_m_id"]["relation_name"] == '"main_dbt_test__audit"."not_null_m_id"'
 
 
-def test_masking_json_bytes_hides_what_masking_the_text_hides():
-    from sqlflow.artifacts import dump_bytes
+def test_masking_json_hides_secrets_as_json_escapes_them():
+    from sqlflow.artifacts import dump_bytes, mask_json
     from sqlflow.project import Secrets
 
-    secrets = Secrets({"pässwörd", "pässwörd-long", "tok"})
-    data = {"a": "x pässwörd-long y", "b": ["tok", "pässwördpässwörd"], "c": "café"}
-    masked = secrets.mask_bytes(dump_bytes(data))
-    assert masked.decode() == secrets.mask(dump_bytes(data).decode())
-    assert json.loads(masked) == {"a": "x ***** y", "b": ["*****", "**********"], "c": "café"}
+    secrets = Secrets({'pa"ss\\wörd', "pässwörd-long", "tok"})
+    data = {"a": "x pässwörd-long y", "b": ["tok", 'pa"ss\\wörd!'], "c": "café"}
+    masked = mask_json(dump_bytes(data), secrets)
+    assert json.loads(masked) == {"a": "x ***** y", "b": ["*****", "*****!"], "c": "café"}
+    # json's own layout (what orjson refuses is written by json, non-ASCII escaped) is masked too.
+    ascii_json = json.dumps(data).encode()
+    assert json.loads(mask_json(ascii_json, secrets))["b"] == ["*****", "*****!"]
