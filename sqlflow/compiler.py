@@ -178,7 +178,9 @@ class Compiler:
             return ""
 
         def ref(*args: Any, **_: Any) -> RelationName:
-            target = self.by_name.get(str(args[-1])) if args else None
+            # As a model of the project would: the project's first, then the packages'.
+            package = str(args[0]) if len(args) > 1 else None
+            target = self.resolver.ref(str(args[-1]), package) if args else None
             if target is None or target.relation is None or target.is_ephemeral:
                 raise UserError(
                     f"ref({', '.join(map(repr, args))}) names no model, seed or snapshot with a relation",
@@ -187,7 +189,7 @@ class Compiler:
             return target.relation.sql(self.dialect)
 
         def source(source_name: str, table_name: str) -> RelationName:
-            found = self._sources.get((source_name, table_name))
+            found = self.resolver.source(source_name, table_name)
             if found is None:
                 raise UserError(f"source({source_name!r}, {table_name!r}) is not declared")
             return found.relation.sql(self.dialect)

@@ -357,3 +357,19 @@ def test_an_env_var_in_a_packages_settings_is_seen_by_the_next_load(make_project
     result = project.cli("compile")
     assert result.exit_code == 0, result.output
     assert '"main_second"."pkg_model"' in compiled.read_text()
+
+
+def test_run_operation_refs_a_packages_models(shop):
+    shop.write(
+        "macros/totals.sql",
+        "{% macro totals() %}"
+        "{{ log('one ' ~ run_query('select n from ' ~ ref('order_totals')).rows[0][0], info=True) }}"
+        "{{ log('two ' ~ run_query('select count(*) from ' ~ ref('shop_pkg', 'stg_orders')).rows[0][0], info=True) }}"
+        "{{ log('source ' ~ source('pay', 'payments'), info=True) }}"
+        "{% endmacro %}",
+    )
+    assert shop.cli("build").exit_code == 0
+    result = shop.cli("run-operation", "totals")
+    assert result.exit_code == 0, result.output
+    assert "one 2" in result.output and "two 2" in result.output  # min_amount 5 leaves two orders
+    assert '"raw"."payments"' in result.output
