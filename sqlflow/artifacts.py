@@ -517,9 +517,16 @@ def _sha(text: str) -> str:
 
 
 def _path_in_resource_folder(manifest: Manifest, node: Node) -> str:
-    """dbt's `path`: relative to the model (or seed) folder the file is in."""
-    prefixes = manifest.project.resource_prefixes["seed" if node.resource_type == "seed" else "model"]
-    return _strip_prefix(node.original_file_path, prefixes)
+    """dbt's `path`: relative to the model (or seed) folder the file is in, its package's for a
+    package's node (whose original_file_path is inside the package)."""
+    kind = "seed" if node.resource_type == "seed" else "model"
+    package = manifest.packages.get(node.package_name)
+    if package is None:
+        return _strip_prefix(node.original_file_path, manifest.project.resource_prefixes[kind])
+    folders = package.seed_paths if kind == "seed" else package.model_paths
+    return _strip_prefix(
+        node.original_file_path, [f"{f.relative_to(package.root).as_posix()}/" for f in folders]
+    )
 
 
 def _path_in_folders(manifest: Manifest, original_file_path: str, folders: list[Path]) -> str:

@@ -126,6 +126,8 @@ class Manifest:
     )
     # The vars each installed package's templates see (package_vars()); none without packages.
     package_vars: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # The installed packages whose models and seeds are built, by name.
+    packages: dict[str, Package] = field(default_factory=dict, repr=False)
     _resolver: Resolver | None = field(default=None, repr=False)
 
     def save_caches(self, background: Background | None = None) -> None:
@@ -297,6 +299,7 @@ class _Loader:
         return Manifest(
             project=self.project,
             package_vars={package.name: package_vars(self.project, package) for package in self._built()},
+            packages={package.name: package for package in self._built()},
             nodes=snapshot.nodes,
             sources=snapshot.sources,
             macros=macros,
@@ -391,6 +394,7 @@ class _Loader:
             exposures=exposure_nodes,
             early_parse=self.early_parse,
             package_vars={scope.name: scope.vars for scope in scopes[1:]},
+            packages={scope.name: scope.package for scope in scopes[1:] if scope.package is not None},
         )
         for node in nodes.values():
             node.relation = self._relation(node, manifest)

@@ -373,3 +373,22 @@ def test_run_operation_refs_a_packages_models(shop):
     assert result.exit_code == 0, result.output
     assert "one 2" in result.output and "two 2" in result.output  # min_amount 5 leaves two orders
     assert '"raw"."payments"' in result.output
+
+
+def test_a_package_nodes_manifest_path_is_inside_its_own_model_folder(make_project, tmp_path):
+    package = write_files(
+        tmp_path / "odd_pkg",
+        {
+            "dbt_project.yml": "name: odd_pkg\nconfig-version: 2\nmodel-paths: [src]\nseed-paths: [data]\n",
+            "src/marts/odd.sql": "select 1 as x\n",
+            "data/odd_seed.csv": "a\n1\n",
+        },
+    )
+    project = make_project({"packages.yml": f"packages:\n  - local: {package}\n"})
+    assert project.cli("deps").exit_code == 0
+    for _ in range(2):  # a cold load, then one from the load cache
+        assert project.cli("compile").exit_code == 0
+        nodes = json.loads((project.root / "target" / "manifest.json").read_text())["nodes"]
+        assert nodes["model.odd_pkg.odd"]["original_file_path"] == "src/marts/odd.sql"
+        assert nodes["model.odd_pkg.odd"]["path"] == "marts/odd.sql"
+        assert nodes["seed.odd_pkg.odd_seed"]["path"] == "odd_seed.csv"
