@@ -388,6 +388,10 @@ def run(
     _create_schemas(
         adapter, [manifest.nodes[u] for u in executable if _writes_relation(manifest.nodes[u])], compiler
     )
+    if executable:
+        # Here, before any thread: the state writer and a microbatch model's intervals would
+        # otherwise create it at once, which DuckDB's catalog fails as a write-write conflict.
+        adapter.create_schema(state.STATE_RELATION.schema)
     total = len(executable)
     session.emit(
         "run_started",

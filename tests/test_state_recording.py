@@ -34,3 +34,17 @@ def test_a_build_whose_state_cannot_be_recorded_fails_the_run(make_project):
     results = json.loads((project.root / "target" / "run_results.json").read_text())["results"]
     assert {r["status"] for r in results} == {"error"}
     assert project.scalar("select count(*) from main.a") == 1  # the builds themselves stand
+
+
+def test_the_state_schema_exists_before_any_node_runs(make_project):
+    # Created once before the threads start: the state writer and a microbatch model's intervals
+    # creating it at once failed a build with a catalog write-write conflict in DuckDB.
+    project = make_project(
+        {
+            "models/probe.sql": "{{ config(materialized='table') }}\n"
+            "select count(*) as n from information_schema.schemata where schema_name = 'sqlflow_state'"
+        }
+    )
+    result = project.cli("run")
+    assert result.exit_code == 0, result.output
+    assert project.scalar("select n from main.probe") == 1
