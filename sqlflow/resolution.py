@@ -99,32 +99,22 @@ def resolve_dependencies(manifest: Manifest, disabled: set[tuple[str, str]]) -> 
     nodes left out by `enabled: false`, which a ref may not name."""
     resolver = manifest.resolver()
     root = manifest.project.name
-    root_nodes, root_sources = resolver.nodes, resolver.sources
     for node in [*manifest.nodes.values(), *manifest.exposures.values()]:
         depends: list[str] = []
         caller = node.package_name
         for ref in node.refs:
-            # The root project's ref of its own node first: no search, as before packages.
-            target = root_nodes.get(ref.name) if ref.package is None and caller == root else None
-            if target is None:
-                try:
-                    target = resolver.ref(ref.name, ref.package, caller)
-                except UserError as exc:
-                    exc.message = f"{node.name}: {exc.message}"
-                    exc.location.path, exc.location.line = node.path, ref.line
-                    raise
+            try:
+                target = resolver.ref(ref.name, ref.package, caller)
+            except UserError as exc:  # ambiguous: the resolver's error has no place
+                raise _at(exc, node, ref.line) from None
             if target is None:
                 _missing_ref(node, ref, disabled, resolver, root)
             depends.append(target.unique_id)
         for call in node.sources:
-            source = root_sources.get((call.source_name, call.table_name)) if caller == root else None
-            if source is None:
-                try:
-                    source = resolver.source(call.source_name, call.table_name, caller)
-                except UserError as exc:
-                    exc.message = f"{node.name}: {exc.message}"
-                    exc.location.path, exc.location.line = node.path, call.line
-                    raise
+            try:
+                source = resolver.source(call.source_name, call.table_name, caller)
+            except UserError as exc:
+                raise _at(exc, node, call.line) from None
             if source is None:
                 known = [f"{s}.{t}" for s, t in resolver.sources]
                 known += [f"{s}.{t}" for items in resolver.package_sources.values() for s, t in items]
@@ -138,6 +128,13 @@ def resolve_dependencies(manifest: Manifest, disabled: set[tuple[str, str]]) -> 
                 )
             depends.append(source.unique_id)
         node.depends_on = list(dict.fromkeys(depends))
+
+
+def _at(exc: UserError, node: Any, line: int | None) -> UserError:
+    """The resolver's error, placed at the node's call."""
+    exc.message = f"{node.name}: {exc.message}"
+    exc.location.path, exc.location.line = node.path, line
+    return exc
 
 
 def _missing_ref(
